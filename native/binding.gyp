@@ -1,0 +1,16 @@
+{
+  "targets": [
+    {
+      "target_name": "kniv",
+      "sources": ["src/addon.cc", "src/kni_control.cc"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "../module"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-fexceptions"]
+    }
+  ]
+}
