@@ -1,0 +1,60 @@
+#!/bin/busybox sh
+# PID 1 of the kniv appliance VM.
+#
+# Loads the modules packed into the initramfs, mounts the host's root (9p,
+# read-only) under a tmpfs overlay, loads kni.ko, runs the command the host
+# passed through fw_cfg inside that root, reports its exit status on hvc2 and
+# powers off. /run/kniv-config (from fw_cfg opt/kniv/config) sets KNIV_*.
+/bin/busybox mkdir -p /proc /sys /dev /run /mnt/host /mnt/rw /newroot
+/bin/busybox --install -s /bin
+export PATH=/bin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+say() { echo "kniv-init: $*"; }
+status() { echo "$1" > "$2"; poweroff -f; }
+
+for m in /lib/kniv/modules/*.ko; do
+	insmod "$m" || say "cannot load $m"
+done
+
+fwcfg=/sys/firmware/qemu_fw_cfg/by_name/opt/kniv
+base64 -d "$fwcfg/config/raw" > /run/kniv-config || { say "no config in fw_cfg"; status 125 /dev/hvc2; }
+. /run/kniv-config
+
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=524288 host /mnt/host ||
+	{ say "cannot mount the host root over 9p"; status 125 /dev/hvc2; }
+mount -t tmpfs -o mode=0755 rw /mnt/rw
+mkdir -p /mnt/rw/upper /mnt/rw/work
+mount -t overlay overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot ||
+	{ say "cannot mount the overlay root"; status 125 /dev/hvc2; }
+for d in proc sys dev; do
+	mount --move "/$d" "/newroot/$d"
+done
+mount -t tmpfs -o mode=1777 tmp /newroot/tmp
+mount -t tmpfs -o mode=0755 run /newroot/run
+mkdir -p /newroot/dev/pts /newroot/dev/shm
+mount -t devpts devpts /newroot/dev/pts
+mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
+# modprobe inside the VM finds the appliance kernel's own module tree.
+mkdir -p "/newroot/lib/modules/$KNIV_RELEASE"
+mount --bind "/mnt/host$KNIV_MODULES" "/newroot/lib/modules/$KNIV_RELEASE"
+
+hostname kniv-appliance
+ip link set lo up
+if [ -n "$KNIV_NET" ]; then
+	ip link set eth0 up
+	ip addr add 10.0.2.15/24 dev eth0
+	ip route add default via 10.0.2.2
+fi
+
+if [ "$KNIV_LOAD_KNI" = 1 ]; then
+	# shellcheck disable=SC2086 # KNIV_KNI_PARAMS is a list of name=value words
+	insmod /lib/kniv/kni.ko $KNIV_KNI_PARAMS || say "kni.ko did not load"
+fi
+
+base64 -d "/newroot$fwcfg/command/raw" > /newroot/run/kniv-command
+chroot /newroot /bin/sh /run/kniv-command < /dev/null > /newroot/dev/hvc0 2> /newroot/dev/hvc1
+status "$?" /newroot/dev/hvc2
