@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // kniv: the command-line entry point. main() returns an exit code.
+import { z } from 'zod';
 import { UsageError } from './cli.js';
 
 const commands: Record<string, { help: string; run: (argv: string[]) => Promise<number> }> = {
@@ -35,6 +36,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
+    if (err instanceof z.ZodError) {
+      process.stderr.write(`kniv ${name}: invalid input\n${z.prettifyError(err)}\n`);
+      return 2;
+    }
     if (err instanceof UsageError) {
       process.stderr.write(`kniv ${name}: ${err.message}\n`);
       return 2;
