@@ -48,7 +48,8 @@ export class ConsoleWatcher {
   }
 
   lastLines(): string[] {
-    return this.partial ? [...this.tail, this.partial] : [...this.tail];
+    const lines = this.partial ? [...this.tail, this.partial] : [...this.tail];
+    return lines.slice(-this.tailLines);
   }
 
   private line(raw: string): void {

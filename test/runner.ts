@@ -57,7 +57,7 @@ export class TapReport extends Writable {
       this.inFailure = true;
       this.failed++;
       this.out.write(`  ✘ ${m[1]}\n`);
-    } else if (/^(TAP version|1\.\.\d+|# (tests|pass|skip|fail|todo|only) \d+)/.test(line)) {
+    } else if (/^(TAP version|1\.\.\d+|# )/.test(line)) {
       this.inFailure = false;
     } else if (this.inFailure || line.trim() !== '') {
       this.out.write(`    ${line}\n`);

@@ -55,6 +55,14 @@ if [ "$KNIV_LOAD_KNI" = 1 ]; then
 	insmod /lib/kniv/kni.ko $KNIV_KNI_PARAMS || say "kni.ko did not load"
 fi
 
+# The virtio consoles are ttys: raw mode passes the command's bytes unchanged
+# (no \n -> \r\n). hvc resets its termios on the last close, so init holds
+# them open on fds 3-5 for the whole run.
+exec 3> /newroot/dev/hvc0 4> /newroot/dev/hvc1 5> /newroot/dev/hvc2
+for fd in 3 4 5; do
+	stty raw -echo 0<&"$fd"
+done
 base64 -d "/newroot$fwcfg/command/raw" > /newroot/run/kniv-command
-chroot /newroot /bin/sh /run/kniv-command < /dev/null > /newroot/dev/hvc0 2> /newroot/dev/hvc1
-status "$?" /newroot/dev/hvc2
+chroot /newroot /bin/sh /run/kniv-command < /dev/null >&3 2>&4 3>&- 4>&- 5>&-
+echo "$?" >&5
+poweroff -f

@@ -105,3 +105,9 @@ test('usage errors exit 2 with a message', async (t) => {
   t.is(param.exitCode, 2);
   t.regex(param.stderr, /name=value/);
 });
+
+test.serial('output comes back byte for byte', async (t) => {
+  const r = await execa('node', [kniv, 'vm', 'run', '--no-kni', '--', 'printf', 'a\\nb\\r\\n\\001\\377'], { encoding: 'buffer', reject: false });
+  t.is(r.exitCode, 0);
+  t.deepEqual([...r.stdout], [...Buffer.from('a\nb\r\n\x01\xff', 'latin1')]);
+});
