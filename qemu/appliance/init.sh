@@ -33,7 +33,9 @@ mount -t overlay overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/m
 for d in proc sys dev; do
 	mount --move "/$d" "/newroot/$d"
 done
-mount -t tmpfs -o mode=1777 tmp /newroot/tmp
+# The overlay makes the whole root writable, /tmp included: the host's /tmp
+# stays visible (a project may live there). /run gets a fresh tmpfs so that
+# nothing talks to the host's sockets.
 mount -t tmpfs -o mode=0755 run /newroot/run
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts

@@ -1,6 +1,7 @@
 // `kniv vm run` as users and CI see it: real qemu, real Debian kernels.
 import test from 'ava';
-import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { kernel } from '../../qemu/kernels.js';
@@ -24,6 +25,16 @@ test.serial("the command's exit status, stdout and stderr come back separately",
   t.is(r.exitCode, 7);
   t.is(r.stdout, projectRoot);
   t.is(r.stderr, 'to-stderr');
+});
+
+test.serial("the host's /tmp is visible and writable inside, writes stay inside", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kniv-vm-cwd-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'from-host'), 'hello from the host');
+  const r = await runKniv(['vm', 'run', '--no-kni', '--', 'sh', '-c', 'cat from-host && echo x > from-guest && pwd'], { cwd: dir });
+  t.is(r.exitCode, 0, r.all);
+  t.is(r.stdout, `hello from the host${dir}`);
+  t.false(existsSync(join(dir, 'from-guest')), 'the guest writes into its overlay, not the host');
 });
 
 test.serial('arguments reach the command verbatim, quotes and all', async (t) => {
