@@ -42,7 +42,9 @@ export class TapReport extends Writable {
     cb();
   }
 
-  private line(line: string): void {
+  private line(raw: string): void {
+    // The appliance console ends lines with CRLF; '.' and '$' would not match across '\r'.
+    const line = raw.replace(/\r$/, '');
     let m: RegExpExecArray | null;
     if ((m = /^ok \d+ - (.*?)(\s+#\s+SKIP.*)?$/i.exec(line))) {
       this.inFailure = false;
