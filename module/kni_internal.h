@@ -162,8 +162,12 @@ struct kni_dev {
 	char drv_version[KNI_STRSIZE];
 	char bus_info[KNI_STRSIZE];
 	char fw_version[KNI_STRSIZE];
+	struct kni_create layout;	/* the answer to CREATE: sizes and offsets */
+	struct kni_ctx *owner;		/* the file that created it */
 
 	/* mutable */
+	struct kni_ctx *handler;	/* attached file or NULL; kni_attach_lock */
+	bool ready;			/* created and not being destroyed; kni_attach_lock */
 	struct list_head ctx_node;	/* kni_ctx.lock */
 	struct list_head thread_node;	/* kni_single_lock */
 	struct task_struct *thread;	/* multiple mode; set before polling starts */
@@ -192,20 +196,33 @@ struct kni_dev {
 	wait_queue_head_t req_wq;
 };
 
-/* Per open /dev/kni file. */
+/* An interface a file attached to as request handler. */
+struct kni_link {
+	struct list_head node;		/* kni_ctx.links, kni_ctx.lock */
+	struct kni_dev *kd;
+};
+
+/*
+ * Per open /dev/kni file. Lock order: kni_attach_lock, then kni_ctx.lock;
+ * kni_ctx.lock is also taken under mmap_lock (in mmap), so nothing that can
+ * fault on user memory runs under it.
+ */
 struct kni_ctx {
-	struct mutex lock;		/* devs */
+	struct mutex lock;		/* devs, links */
 	struct list_head devs;
+	struct list_head links;
 	struct net *net;		/* opener's namespace, referenced */
 };
 
 int kni_ctl_register(void);
 void kni_ctl_unregister(void);
+void kni_ctl_unlink(struct kni_dev *kd);
 
 /* kni_net.c */
 struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req);
 void kni_dev_destroy(struct kni_dev *kd);
 bool kni_dev_poll(struct kni_dev *kd);
+struct kni_dev *kni_dev_from_netdev(struct net_device *dev);
 void kni_net_exit(void);
 
 /* kni_thread.c */

@@ -472,6 +472,12 @@ static const struct net_device_ops kni_netdev_ops = {
 	.ndo_validate_addr	= eth_validate_addr,
 };
 
+/* The KNI interface behind dev, or NULL if dev is not one. */
+struct kni_dev *kni_dev_from_netdev(struct net_device *dev)
+{
+	return dev->netdev_ops == &kni_netdev_ops ? netdev_priv(dev) : NULL;
+}
+
 /* ethtool ---------------------------------------------------------------- */
 
 static const char kni_stat_names[][ETH_GSTRING_LEN] = {
@@ -641,6 +647,15 @@ static size_t kni_layout(struct kni_create *req)
 	return off > KNI_REGION_MAX_SIZE ? 0 : off;
 }
 
+/* No more requests: a waiting one ends with -ENODEV, later ones fail at once. */
+static void kni_req_kill(struct kni_dev *kd)
+{
+	spin_lock_bh(&kd->req_lock);
+	WRITE_ONCE(kd->dead, true);
+	spin_unlock_bh(&kd->req_lock);
+	wake_up_interruptible(&kd->req_wq);
+}
+
 static void kni_ring_init(struct kni_ring *r, struct kni_mem *mem, u32 off,
 			  u32 entries)
 {
@@ -689,6 +704,7 @@ struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req)
 
 	kd = netdev_priv(dev);
 	kd->netdev = dev;
+	kd->owner = ctx;
 	kd->id = id;
 	kd->mem = mem;
 	kd->buf_count = req->buf_count;
@@ -739,10 +755,11 @@ struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req)
 	req->ifindex = dev->ifindex;
 	req->mmap_size = size;
 	req->mmap_offset = (u64)id << KNI_MMAP_SHIFT;
+	kd->layout = *req;
 	return kd;
 
 unregister:
-	kd->dead = true;
+	kni_req_kill(kd);
 	unregister_netdev(dev);
 free_netdev:
 	free_netdev(dev);
@@ -763,13 +780,9 @@ void kni_dev_destroy(struct kni_dev *kd)
 	struct kni_mem *mem = kd->mem;
 	u32 id = kd->id;
 
+	kni_ctl_unlink(kd);
 	kni_thread_detach(kd);
-
-	spin_lock_bh(&kd->req_lock);
-	WRITE_ONCE(kd->dead, true);
-	spin_unlock_bh(&kd->req_lock);
-	wake_up_interruptible(&kd->req_wq);
-
+	kni_req_kill(kd);
 	unregister_netdev(dev);
 	free_netdev(dev);
 	ida_free(&kni_ida, id);

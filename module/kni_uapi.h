@@ -105,10 +105,45 @@ struct kni_release {
 	__u32 reserved[2];	/* in: zero */
 };
 
+/*
+ * struct kni_attach - argument of KNI_IOCTL_ATTACH
+ *
+ * Makes the calling file the request handler of an interface that another
+ * file created (looked up by name in the caller's network namespace): it may
+ * then mmap() the interface's region exactly like the creator. One handler
+ * file per interface at a time (-EBUSY); the creator's own file cannot attach
+ * (-EINVAL); a name that is not a KNI interface is -ENODEV. The attachment
+ * ends with KNI_IOCTL_DETACH, when the handler file is released, or when the
+ * interface is removed; mappings stay valid until munmap() in every case.
+ */
+struct kni_attach {
+	__u32 size;			/* in: sizeof(struct kni_attach) */
+	__u32 reserved0;		/* in: zero */
+	char name[KNI_NAMESIZE];	/* in */
+	__u32 id;			/* out: for mmap() and KNI_IOCTL_DETACH */
+	__u32 fifo_entries;		/* out: as created */
+	__u32 buf_count;		/* out */
+	__u32 buf_size;			/* out */
+	__u64 mmap_offset;		/* out */
+	__u64 mmap_size;		/* out */
+	__u32 rx_q_off;			/* out: as in struct kni_create */
+	__u32 tx_q_off;
+	__u32 alloc_q_off;
+	__u32 free_q_off;
+	__u32 req_q_off;
+	__u32 resp_q_off;
+	__u32 req_slots_off;
+	__u32 bufs_off;
+	__u32 reserved[8];		/* in: zero; out: zero */
+};
+
 #define KNI_IOC_MAGIC		0xCE
 #define KNI_IOCTL_INFO		_IOWR(KNI_IOC_MAGIC, 0x00, struct kni_info)
 #define KNI_IOCTL_CREATE	_IOWR(KNI_IOC_MAGIC, 0x01, struct kni_create)
 #define KNI_IOCTL_RELEASE	_IOWR(KNI_IOC_MAGIC, 0x02, struct kni_release)
+#define KNI_IOCTL_ATTACH	_IOWR(KNI_IOC_MAGIC, 0x03, struct kni_attach)
+/* kni_release.id is an id this file attached to */
+#define KNI_IOCTL_DETACH	_IOWR(KNI_IOC_MAGIC, 0x04, struct kni_release)
 
 /*
  * struct kni_fifo - a single-producer single-consumer ring in the region

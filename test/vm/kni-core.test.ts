@@ -77,6 +77,7 @@ const scenarios: Array<[string, string[], number]> = [
   ['corrupted FIFO counters, indices and offsets are counted drops', ['corrupt'], 15],
   ['frames cross rx_q and tx_q, stats and ethtool agree', ['traffic'], 15],
   ['control requests are accepted, rejected, or time out boundedly', ['requests'], 25],
+  ['a second process attaches as request handler, one at a time', ['attach'], 20],
   ['interfaces and regions follow RELEASE, close, munmap and kill -9', ['lifetime'], 15],
   ['100 create/traffic/release cycles leave nothing behind', ['cycles', '100'], 3],
 ];
