@@ -234,11 +234,15 @@ static long kni_ioctl_attach(struct kni_ctx *ctx, void __user *uarg)
 	}
 
 	if (copy_to_user(uarg, &at, sizeof(at))) {
+		/* Undo, unless the interface went away meanwhile and took the link along. */
 		mutex_lock(&kni_attach_lock);
-		/* Unless the interface went away meanwhile and took the link with it. */
-		if (kd == kni_find_attached(ctx, at.id))
-			kfree(__kni_unlink(kd));
+		kd = kni_find_attached(ctx, at.id);
+		if (kd)
+			link = __kni_unlink(kd);
+		else
+			link = NULL;
 		mutex_unlock(&kni_attach_lock);
+		kfree(link);
 		return -EFAULT;
 	}
 	return 0;
