@@ -14,7 +14,7 @@ interface RawStats {
 interface RawInterface {
   id: number; name: string; ifindex: number; mac: Buffer; mtu: number; minMtu: number; maxMtu: number;
   bufCount: number; bufSize: number; fifoEntries: number;
-  release(): void; respond(seq: number, result: number): void; stats(): RawStats;
+  release(): void; respond(seq: number, result: number): void; setHandled(on: boolean): void; stats(): RawStats;
 }
 interface RawRequest { seq: number; type: number; notify: boolean; value: number; mac: Buffer }
 interface RawBinding {
@@ -144,8 +144,7 @@ export class KniInterface extends EventEmitter {
   readonly mtu: number;
   readonly minMtu: number;
   readonly maxMtu: number;
-  /** Decides control requests while a data plane serves this interface. */
-  requestHandler: RequestHandler | undefined;
+  private handler: RequestHandler | undefined;
 
   constructor(readonly raw: RawInterface, private readonly owner: Kni) {
     super();
@@ -158,13 +157,36 @@ export class KniInterface extends EventEmitter {
     this.maxMtu = raw.maxMtu;
   }
 
+  /**
+   * Decides control requests while a data plane serves this interface.
+   * Without one, the data plane thread accepts them itself.
+   */
+  get requestHandler(): RequestHandler | undefined {
+    return this.handler;
+  }
+
+  set requestHandler(fn: RequestHandler | undefined) {
+    this.handler = fn;
+    this.raw.setHandled(fn !== undefined);
+  }
+
   stats(): RawStats {
     return this.raw.stats();
   }
 
-  /** The data plane's say on the link: carrier on or off (the netdev's carrier attribute). */
+  /**
+   * The data plane's say on the link: carrier on or off, through the netdev's
+   * carrier attribute. The kernel accepts it only while the interface is up,
+   * and this process must see the interface's network namespace in /sys.
+   */
   setCarrier(on: boolean): void {
-    writeFileSync(`/sys/class/net/${this.name}/carrier`, on ? '1' : '0');
+    try {
+      writeFileSync(`/sys/class/net/${this.name}/carrier`, on ? '1' : '0');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EINVAL') throw new KniError(`${this.name}: carrier can only be set while the interface is up`, e.errno ? -e.errno : 22, 'write');
+      throw err;
+    }
   }
 
   /** Removes the interface. Stop its data plane first. */
@@ -194,10 +216,11 @@ export class KniInterface extends EventEmitter {
         this.emit('error', err);
       }
     };
+    const handler = this.handler;
     if (type === undefined) return answer(-constants.errno.EINVAL);
-    if (!this.requestHandler) return answer(0);
+    if (!handler) return answer(0);
     Promise.resolve()
-      .then(() => this.requestHandler!(req))
+      .then(() => handler(req))
       .then(
         (ok) => answer(ok === false ? -EPERM : 0),
         (err: { errno?: unknown }) => answer(typeof err?.errno === 'number' && err.errno > 0 ? -err.errno : -EPERM),

@@ -45,10 +45,10 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   std::string path = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : KNI_DEVICE_PATH;
   int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) throw SystemError(env, errno, "open");
-  ControlFd holder(fd);
+  ControlFd ctl(fd);
   kni_info ki{};
   ki.size = sizeof(ki);
-  if (ioctl(fd, KNI_IOCTL_INFO, &ki) < 0) throw SystemError(env, errno, "ioctl");
+  if (ctl.Ioctl(KNI_IOCTL_INFO, &ki) < 0) throw SystemError(env, errno, "ioctl");
   Napi::Object out = Napi::Object::New(env);
   out.Set("abiVersion", ki.abi_version);
   out.Set("kthreadMode", ki.kthread_mode == KNI_KTHREAD_MULTIPLE ? "multiple" : "single");
@@ -65,6 +65,7 @@ class InterfaceWrap : public Napi::ObjectWrap<InterfaceWrap> {
     Napi::Function f = DefineClass(env, "Interface",
                                    {InstanceMethod("release", &InterfaceWrap::Release),
                                     InstanceMethod("respond", &InterfaceWrap::Respond),
+                                    InstanceMethod("setHandled", &InterfaceWrap::SetHandled),
                                     InstanceMethod("stats", &InterfaceWrap::GetStats)});
     ctor = Napi::Persistent(f);
     exports.Set("Interface", f);
@@ -83,6 +84,10 @@ class InterfaceWrap : public Napi::ObjectWrap<InterfaceWrap> {
   Napi::Value Respond(const Napi::CallbackInfo& info) {
     int r = iface->Respond(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Int32Value());
     if (r < 0) throw SystemError(info.Env(), -r, "respond");
+    return info.Env().Undefined();
+  }
+  Napi::Value SetHandled(const Napi::CallbackInfo& info) {
+    iface->js_handles.store(info[0].ToBoolean());
     return info.Env().Undefined();
   }
   Napi::Value GetStats(const Napi::CallbackInfo& info) {
@@ -166,7 +171,8 @@ class ControlWrap : public Napi::ObjectWrap<ControlWrap> {
     return js;
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    ctl_.reset();  // the descriptor closes once no interface holds it
+    if (ctl_) ctl_->Close();
+    ctl_.reset();
     return info.Env().Undefined();
   }
 

@@ -131,8 +131,11 @@ bool DataPlane::Service(Link& l) {
         continue;
       }
       Add(s.requests, 1);
-      bool handled = post_(l.iface, r);
-      if (!handled && !(r.flags & KNI_REQ_F_NOTIFY)) k.Respond(r.seq, default_result_);
+      bool notify = r.flags & KNI_REQ_F_NOTIFY;
+      // Without a JS handler the answer is given here, so that a busy JS
+      // thread cannot make ip(8) time out.
+      bool handled = (notify || k.js_handles.load(std::memory_order_relaxed)) && post_(l.iface, r);
+      if (!handled && !notify) k.Respond(r.seq, default_result_);
     }
     k.req.Consume(n);
     work = true;

@@ -10,13 +10,12 @@
 namespace kniv {
 
 Interface* Interface::Create(std::shared_ptr<ControlFd> ctl, kni_create* req, int* err, const char** syscall) {
-  const int ctl_fd = ctl->fd;
-  if (ioctl(ctl_fd, KNI_IOCTL_CREATE, req) < 0) {
+  if (ctl->Ioctl(KNI_IOCTL_CREATE, req) < 0) {
     *err = errno;
     *syscall = "ioctl";
     return nullptr;
   }
-  void* mem = mmap(nullptr, req->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, ctl_fd,
+  void* mem = mmap(nullptr, req->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, ctl->fd(),
                    static_cast<off_t>(req->mmap_offset));
   if (mem == MAP_FAILED) {
     *err = errno;
@@ -24,7 +23,7 @@ Interface* Interface::Create(std::shared_ptr<ControlFd> ctl, kni_create* req, in
     kni_release rel{};
     rel.size = sizeof(rel);
     rel.id = req->id;
-    ioctl(ctl_fd, KNI_IOCTL_RELEASE, &rel);
+    ctl->Ioctl(KNI_IOCTL_RELEASE, &rel);
     return nullptr;
   }
   auto* i = new Interface();
@@ -54,9 +53,13 @@ int Interface::Release() {
   rel.size = sizeof(rel);
   rel.id = info_.id;
   released_ = true;
-  // ENOENT: the kernel already removed it (the control fd was closed).
-  if (ioctl(ctl_->fd, KNI_IOCTL_RELEASE, &rel) < 0 && errno != ENOENT) return -errno;
-  return 0;
+  // EBADF: the control descriptor was closed, which removed the interface.
+  int err = ctl_->Ioctl(KNI_IOCTL_RELEASE, &rel) < 0 && errno != EBADF ? -errno : 0;
+  // No data plane is attached (callers check busy), so nothing uses the
+  // region any more: unmapping now lets the kernel free it at once.
+  munmap(region_, info_.mmap_size);
+  region_ = nullptr;
+  return err;
 }
 
 bool Interface::ReadRequest(uint32_t seq, Request* out) {

@@ -4,7 +4,10 @@
 // only; the kernel only ever names them by index.
 #pragma once
 
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <atomic>
 #include <cstdint>
@@ -31,14 +34,35 @@ struct Stats {
   std::atomic<uint64_t> requests{0};         // control requests seen on req_q
 };
 
-// The /dev/kni descriptor, closed when the last user lets go: interfaces keep
-// it alive so that their ioctls can never reach a reused descriptor number.
-struct ControlFd {
-  explicit ControlFd(int f) : fd(f) {}
-  ~ControlFd() { close(fd); }
+// The /dev/kni descriptor. Close() closes it at once (the kernel then removes
+// every interface it created); interfaces share this object, so after that
+// their ioctls get EBADF here and can never reach a reused descriptor number.
+class ControlFd {
+ public:
+  explicit ControlFd(int fd) : fd_(fd) {}
+  ~ControlFd() { Close(); }
   ControlFd(const ControlFd&) = delete;
   ControlFd& operator=(const ControlFd&) = delete;
-  const int fd;
+
+  // ioctl(2) while open; -1 with errno = EBADF after Close().
+  int Ioctl(unsigned long request, void* arg) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ < 0) {
+      errno = EBADF;
+      return -1;
+    }
+    return ioctl(fd_, request, arg);
+  }
+  int fd() const { return fd_; }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  std::mutex mu_;
+  int fd_;
 };
 
 struct Request {
@@ -53,7 +77,7 @@ class Interface {
   static Interface* Create(std::shared_ptr<ControlFd> ctl, kni_create* req, int* err, const char** syscall);
   ~Interface();
 
-  // KNI_IOCTL_RELEASE; the region stays mapped until destruction. -errno or 0.
+  // KNI_IOCTL_RELEASE and unmap the region; only with no data plane attached. -errno or 0.
   int Release();
   // Answer request seq (0 accepts, -errno refuses). -errno or 0.
   int Respond(uint32_t seq, int32_t result);
@@ -68,7 +92,8 @@ class Interface {
   std::vector<uint32_t> pool;  // free buffer indices
   bool ReadRequest(uint32_t seq, Request* out);
 
-  std::atomic<bool> busy{false};  // a data plane is attached
+  std::atomic<bool> busy{false};         // a data plane is attached
+  std::atomic<bool> js_handles{false};   // JS decides requests; else the default answers
   Stats stats;
 
  private:
