@@ -2,12 +2,231 @@
 #ifndef KNI_INTERNAL_H
 #define KNI_INTERNAL_H
 
+#include <linux/atomic.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/netdevice.h>
+#include <linux/spinlock.h>
+#include <linux/u64_stats_sync.h>
+#include <linux/wait.h>
+
 #include "kni_uapi.h"
 
-/* Set once by the kthread_mode parameter at load time, read-only after. */
+/* mmap() offset of interface id: id << KNI_MMAP_SHIFT (regions are < 4 GiB). */
+#define KNI_MMAP_SHIFT		32
+
+/* Module parameters: set at load time, read-only after. */
 extern unsigned int kni_kthread_mode;
+extern unsigned int kni_poll_interval_us;
+extern unsigned int kni_req_timeout_ms;
+
+/* Module-wide counters, reported by KNI_IOCTL_INFO so tests can prove no leaks. */
+extern atomic_t kni_live_ifaces;
+extern atomic_t kni_live_threads;
+extern atomic64_t kni_shm_bytes;
+
+/*
+ * struct kni_mem - one interface's shared region
+ *
+ * Allocated with vmalloc_user(). The interface holds one reference and every
+ * VMA mapping it holds one (taken in mmap and vm_ops->open, dropped in
+ * vm_ops->close), so the pages outlive RELEASE while userspace still maps them.
+ */
+struct kni_mem {
+	struct kref ref;
+	void *base;
+	size_t size;
+};
+
+struct kni_mem *kni_mem_alloc(size_t size);
+void kni_mem_get(struct kni_mem *mem);
+void kni_mem_put(struct kni_mem *mem);
+
+/*
+ * struct kni_ring - the kernel's view of one struct kni_fifo
+ *
+ * shm and mask are set at create and never change. pos is the kernel's own
+ * counter (read for a FIFO the kernel consumes, write for one it produces);
+ * it lives here, not in the region, so userspace cannot move it. Each ring
+ * has exactly one kernel user at a time; which lock or thread that is, is
+ * written where struct kni_dev declares it.
+ */
+struct kni_ring {
+	struct kni_fifo *shm;
+	u32 mask;
+	u32 pos;
+};
+
+/* Entries the kernel may consume now; 0 and *corrupt set if the peer lies. */
+static inline u32 kni_ring_avail(const struct kni_ring *r, bool *corrupt)
+{
+	/* Pairs with the producer's release store of write. */
+	u32 n = smp_load_acquire(&r->shm->write) - r->pos;
+
+	if (n > r->mask + 1) {
+		*corrupt = true;
+		return 0;
+	}
+	return n;
+}
+
+/* Free slots the kernel may produce into now; 0 and *corrupt set if the peer lies. */
+static inline u32 kni_ring_space(const struct kni_ring *r, bool *corrupt)
+{
+	/* Pairs with the consumer's release store of read. */
+	u32 used = r->pos - smp_load_acquire(&r->shm->read);
+
+	if (used > r->mask + 1) {
+		*corrupt = true;
+		return 0;
+	}
+	return r->mask + 1 - used;
+}
+
+/* The i-th entry past pos; only for i < kni_ring_avail(). Unvalidated. */
+static inline u32 kni_ring_peek(const struct kni_ring *r, u32 i)
+{
+	return READ_ONCE(r->shm->ring[(r->pos + i) & r->mask]);
+}
+
+static inline void kni_ring_consume(struct kni_ring *r, u32 n)
+{
+	r->pos += n;
+	/* Slots read before this are free again; pairs with kni_ring_space() peers. */
+	smp_store_release(&r->shm->read, r->pos);
+}
+
+/* Fill one slot; only after kni_ring_space() said there is room. */
+static inline void kni_ring_put(struct kni_ring *r, u32 val)
+{
+	WRITE_ONCE(r->shm->ring[r->pos & r->mask], val);
+	r->pos++;
+}
+
+static inline void kni_ring_publish(struct kni_ring *r)
+{
+	/* Slot and buffer contents before write; pairs with the consumer's acquire. */
+	smp_store_release(&r->shm->write, r->pos);
+}
+
+/* Written by the kernel thread that polls the interface only. */
+struct kni_rx_stats {
+	struct u64_stats_sync syncp;
+	u64 packets;
+	u64 bytes;
+	u64 drop_bad_index;
+	u64 drop_bad_len;
+	u64 drop_nomem;
+	u64 drop_down;
+	u64 fifo_corrupt;	/* rx_q, free_q, resp_q */
+};
+
+/* Written in ndo_start_xmit only, under the netdev TX queue lock. */
+struct kni_tx_stats {
+	struct u64_stats_sync syncp;
+	u64 packets;
+	u64 bytes;
+	u64 drop_no_buf;
+	u64 drop_tx_q_full;
+	u64 drop_too_big;
+	u64 drop_bad_index;
+	u64 fifo_corrupt;	/* tx_q, alloc_q */
+};
+
+/* Protected by kni_dev.req_lock. */
+struct kni_req_stats {
+	u64 sent;
+	u64 timeout;
+	u64 dropped;		/* req_q full or corrupt */
+	u64 stale;		/* resp_q entry for no waiting request */
+};
+
+/*
+ * struct kni_dev - one KNI interface, the private area of its net_device
+ *
+ * Everything above the "mutable" comment is set at create and constant until
+ * the interface is destroyed.
+ */
+struct kni_dev {
+	struct net_device *netdev;
+	u32 id;
+	u32 buf_count;
+	u32 buf_size;
+	int cpu;
+	bool bind;
+	struct kni_mem *mem;
+	u8 *bufs;
+	struct kni_request *req_slots;
+	char drv_name[KNI_STRSIZE];
+	char drv_version[KNI_STRSIZE];
+	char bus_info[KNI_STRSIZE];
+	char fw_version[KNI_STRSIZE];
+	struct kni_create layout;	/* the answer to CREATE: sizes and offsets */
+	struct kni_ctx *owner;		/* the file that created it */
+
+	/* mutable */
+	struct kni_ctx *handler;	/* attached file or NULL; kni_attach_lock */
+	bool ready;			/* created and not being destroyed; kni_attach_lock */
+	struct list_head ctx_node;	/* kni_ctx.lock */
+	struct list_head thread_node;	/* kni_single_lock */
+	struct task_struct *thread;	/* multiple mode; set before polling starts */
+
+	/* Polling thread only: consumer of rx_q and resp_q, producer of free_q. */
+	struct kni_ring rx_q;
+	struct kni_ring free_q;
+	struct kni_ring resp_q;
+	struct kni_rx_stats rx;
+
+	/* ndo_start_xmit only (TX queue lock): consumer of alloc_q, producer of tx_q. */
+	struct kni_ring alloc_q;
+	struct kni_ring tx_q;
+	struct kni_tx_stats tx;
+
+	/* Control requests. */
+	struct mutex req_mutex;		/* one waiting request at a time */
+	spinlock_t req_lock;		/* the fields below and req_q as producer */
+	struct kni_ring req_q;
+	u32 req_seq;			/* last sequence number used */
+	u32 wait_seq;			/* request being waited for, 0 if none */
+	s32 wait_result;
+	bool wait_done;			/* written under req_lock, read with READ_ONCE */
+	bool dead;			/* written under req_lock, read with READ_ONCE */
+	struct kni_req_stats req;
+	wait_queue_head_t req_wq;
+};
+
+/* An interface a file attached to as request handler. */
+struct kni_link {
+	struct list_head node;		/* kni_ctx.links, kni_ctx.lock */
+	struct kni_dev *kd;
+};
+
+/*
+ * Per open /dev/kni file. Lock order: kni_attach_lock, then kni_ctx.lock;
+ * kni_ctx.lock is also taken under mmap_lock (in mmap), so nothing that can
+ * fault on user memory runs under it.
+ */
+struct kni_ctx {
+	struct mutex lock;		/* devs, links */
+	struct list_head devs;
+	struct list_head links;
+	struct net *net;		/* opener's namespace, referenced */
+};
 
 int kni_ctl_register(void);
 void kni_ctl_unregister(void);
+void kni_ctl_unlink(struct kni_dev *kd);
+
+/* kni_net.c */
+struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req);
+void kni_dev_destroy(struct kni_dev *kd);
+bool kni_dev_poll(struct kni_dev *kd);
+struct kni_dev *kni_dev_from_netdev(struct net_device *dev);
+void kni_net_exit(void);
+
+/* kni_thread.c */
+int kni_thread_attach(struct kni_dev *kd);
+void kni_thread_detach(struct kni_dev *kd);
 
 #endif /* KNI_INTERNAL_H */

@@ -6,6 +6,14 @@
  * rte_kni_common.h and never will be. Every argument structure starts with
  * a size field that the caller sets to sizeof() the structure it was built
  * against; reserved fields must be zero so that they can gain a meaning later.
+ * docs/abi.md describes the same contract with drawings.
+ *
+ * Shared memory: each interface owns one region that the kernel allocates and
+ * userspace maps with mmap() on the /dev/kni file descriptor at the offset
+ * KNI_IOCTL_CREATE returns. The region holds six FIFOs and a pool of packet
+ * buffers. FIFO entries are buffer indices (data FIFOs) or request sequence
+ * numbers (req_q, resp_q), never addresses. The kernel validates every index,
+ * offset and length it reads from the region.
  */
 #ifndef KNI_UAPI_H
 #define KNI_UAPI_H
@@ -14,21 +22,200 @@
 #include <linux/types.h>
 
 #define KNI_DEVICE_PATH		"/dev/kni"
-#define KNI_ABI_VERSION		1
+#define KNI_ABI_VERSION		2
 
 /* Values of the kthread_mode module parameter, as reported by KNI_IOCTL_INFO. */
 #define KNI_KTHREAD_SINGLE	0
 #define KNI_KTHREAD_MULTIPLE	1
 
-/* struct kni_info - what the loaded module is and how it was configured */
+/* struct kni_info - what the loaded module is, how it was configured, what is live */
 struct kni_info {
 	__u32 size;		/* in: sizeof(struct kni_info) */
 	__u32 abi_version;	/* out: KNI_ABI_VERSION */
 	__u32 kthread_mode;	/* out: KNI_KTHREAD_* */
-	__u32 reserved[5];	/* in: zero; out: zero */
+	__u32 ifaces;		/* out: interfaces alive, all openers together */
+	__u64 shm_bytes;	/* out: shared memory still allocated, mapped or not */
+	__u32 threads;		/* out: kernel threads running */
+	__u32 reserved;		/* in: zero; out: zero */
+};
+
+#define KNI_NAMESIZE		16	/* IFNAMSIZ, NUL included */
+#define KNI_STRSIZE		32	/* ethtool driver info strings, NUL included */
+
+/* Bounds checked by KNI_IOCTL_CREATE (-EINVAL outside them). */
+#define KNI_FIFO_MIN_ENTRIES	16		/* power of two */
+#define KNI_FIFO_MAX_ENTRIES	65536		/* power of two */
+#define KNI_REQ_ENTRIES		16		/* req_q, resp_q and request slots */
+#define KNI_BUF_HDR_SIZE	64		/* struct kni_buf, padded */
+#define KNI_BUF_MIN_SIZE	256		/* multiple of 64 */
+#define KNI_BUF_MAX_SIZE	65536		/* multiple of 64 */
+#define KNI_BUF_MAX_COUNT	65536
+#define KNI_REGION_MAX_SIZE	(64u << 20)	/* whole region, bytes */
+
+/* struct kni_create.flags */
+#define KNI_CREATE_F_BIND	0x00000001u	/* bind the kernel thread to .cpu */
+
+/*
+ * struct kni_create - argument of KNI_IOCTL_CREATE
+ *
+ * "in" fields are read; "out" fields are ignored on input and filled on
+ * success. A zero mtu, min_mtu or max_mtu selects the default (1500, 68,
+ * the largest frame a buffer holds). An all-zero mac selects a random one.
+ * Strings must be NUL-terminated inside their array; name must be a valid
+ * interface name without '%' and not already used in the caller's network
+ * namespace (-EEXIST).
+ */
+struct kni_create {
+	__u32 size;			/* in: sizeof(struct kni_create) */
+	__u32 flags;			/* in: KNI_CREATE_F_* */
+	char name[KNI_NAMESIZE];	/* in */
+	__u8 mac[6];			/* in/out */
+	__u16 reserved0;		/* in: zero */
+	__u32 mtu;			/* in/out */
+	__u32 min_mtu;			/* in/out: >= 68 */
+	__u32 max_mtu;			/* in/out: a frame of max_mtu + 18 bytes fits a buffer */
+	__u32 fifo_entries;		/* in: rx_q, tx_q, alloc_q, free_q size */
+	__u32 buf_count;		/* in: buffers in the pool */
+	__u32 buf_size;			/* in: bytes per buffer, header included */
+	__u32 cpu;			/* in: CPU of the kernel thread with F_BIND */
+	__u32 reserved1;		/* in: zero */
+	char drv_name[KNI_STRSIZE];	/* in: optional, ethtool -i driver */
+	char drv_version[KNI_STRSIZE];	/* in: optional, ethtool -i version */
+	char bus_info[KNI_STRSIZE];	/* in: optional, ethtool -i bus-info */
+	char fw_version[KNI_STRSIZE];	/* in: optional, ethtool -i firmware-version */
+	__u32 id;			/* out: interface id, argument of RELEASE */
+	__u32 ifindex;			/* out */
+	__u64 mmap_offset;		/* out: mmap() offset of the region */
+	__u64 mmap_size;		/* out: mmap() length of the region */
+	__u32 rx_q_off;			/* out: offsets inside the region */
+	__u32 tx_q_off;
+	__u32 alloc_q_off;
+	__u32 free_q_off;
+	__u32 req_q_off;
+	__u32 resp_q_off;
+	__u32 req_slots_off;		/* KNI_REQ_ENTRIES struct kni_request */
+	__u32 bufs_off;			/* buf_count buffers of buf_size bytes */
+	__u32 reserved[8];		/* in: zero; out: zero */
+};
+
+/* struct kni_release - argument of KNI_IOCTL_RELEASE */
+struct kni_release {
+	__u32 size;		/* in: sizeof(struct kni_release) */
+	__u32 id;		/* in: kni_create.id, of an interface this fd created */
+	__u32 reserved[2];	/* in: zero */
+};
+
+/*
+ * struct kni_attach - argument of KNI_IOCTL_ATTACH
+ *
+ * Makes the calling file the request handler of an interface that another
+ * file created (looked up by name in the caller's network namespace): it may
+ * then mmap() the interface's region exactly like the creator. One handler
+ * file per interface at a time (-EBUSY); the creator's own file cannot attach
+ * (-EINVAL); a name that is not a KNI interface is -ENODEV. The attachment
+ * ends with KNI_IOCTL_DETACH, when the handler file is released, or when the
+ * interface is removed; mappings stay valid until munmap() in every case.
+ */
+struct kni_attach {
+	__u32 size;			/* in: sizeof(struct kni_attach) */
+	__u32 reserved0;		/* in: zero */
+	char name[KNI_NAMESIZE];	/* in */
+	__u32 id;			/* out: for mmap() and KNI_IOCTL_DETACH */
+	__u32 fifo_entries;		/* out: as created */
+	__u32 buf_count;		/* out */
+	__u32 buf_size;			/* out */
+	__u64 mmap_offset;		/* out */
+	__u64 mmap_size;		/* out */
+	__u32 rx_q_off;			/* out: as in struct kni_create */
+	__u32 tx_q_off;
+	__u32 alloc_q_off;
+	__u32 free_q_off;
+	__u32 req_q_off;
+	__u32 resp_q_off;
+	__u32 req_slots_off;
+	__u32 bufs_off;
+	__u32 reserved[8];		/* in: zero; out: zero */
 };
 
 #define KNI_IOC_MAGIC		0xCE
 #define KNI_IOCTL_INFO		_IOWR(KNI_IOC_MAGIC, 0x00, struct kni_info)
+#define KNI_IOCTL_CREATE	_IOWR(KNI_IOC_MAGIC, 0x01, struct kni_create)
+#define KNI_IOCTL_RELEASE	_IOWR(KNI_IOC_MAGIC, 0x02, struct kni_release)
+#define KNI_IOCTL_ATTACH	_IOWR(KNI_IOC_MAGIC, 0x03, struct kni_attach)
+/* kni_release.id is an id this file attached to */
+#define KNI_IOCTL_DETACH	_IOWR(KNI_IOC_MAGIC, 0x04, struct kni_release)
+
+/*
+ * struct kni_fifo - a single-producer single-consumer ring in the region
+ *
+ * write and read are free-running counters: the ring holds write - read
+ * entries (0 = empty, entries = full; every slot is usable) and slot i is
+ * ring[i & (entries - 1)]. The producer fills slots and then publishes write
+ * with a release store; the consumer loads write with an acquire load, reads
+ * the slots, then publishes read with a release store; and the mirror image
+ * for the producer reading read. The kernel keeps its own counter privately
+ * and never reads it back from the region; a peer counter that claims more
+ * than the ring size is ignored and counted as fifo_corrupt.
+ *
+ * rx_q    user -> kernel  buffers with a frame for the Linux stack
+ * free_q  kernel -> user  buffers the kernel is done with (from rx_q)
+ * alloc_q user -> kernel  empty buffers the kernel may fill
+ * tx_q    kernel -> user  buffers with a frame the Linux stack sent
+ * req_q   kernel -> user  sequence numbers of control requests
+ * resp_q  user -> kernel  sequence numbers of answered requests
+ */
+struct kni_fifo {
+	__u32 write;		/* written by the producer only */
+	__u32 entries;		/* written by the kernel at create, informative */
+	__u32 pad0[14];
+	__u32 read;		/* written by the consumer only */
+	__u32 pad1[15];
+	__u32 ring[];
+};
+
+/*
+ * struct kni_buf - header at the start of every buffer
+ *
+ * The frame is data_len bytes at data_off from the start of the buffer.
+ * data_off >= KNI_BUF_HDR_SIZE and data_off + data_len <= buf_size, and
+ * data_len >= 14 (an Ethernet header) for rx_q; otherwise the buffer is
+ * dropped (counted) and returned on free_q. A buffer index >= buf_count is
+ * dropped (counted) and not returned anywhere.
+ */
+struct kni_buf {
+	__u32 data_off;
+	__u32 data_len;
+	__u32 reserved[14];
+};
+
+/* struct kni_request.type */
+#define KNI_REQ_MTU		1	/* value: new MTU */
+#define KNI_REQ_LINK		2	/* value: 1 up, 0 down */
+#define KNI_REQ_MAC		3	/* mac: new address */
+#define KNI_REQ_PROMISC		4	/* value: 1 on, 0 off */
+#define KNI_REQ_ALLMULTI	5	/* value: 1 on, 0 off */
+
+/* struct kni_request.flags */
+#define KNI_REQ_F_NOTIFY	0x00000001u	/* already done: do not answer */
+
+/*
+ * struct kni_request - one control request slot
+ *
+ * The kernel writes slot seq % KNI_REQ_ENTRIES, then puts seq on req_q.
+ * Unless KNI_REQ_F_NOTIFY is set, userspace writes result (0 to accept, a
+ * negative errno to refuse) and puts the same seq on resp_q. The kernel waits
+ * a bounded time (module parameter req_timeout_ms) and fails the change with
+ * -ETIMEDOUT when nobody answers.
+ */
+struct kni_request {
+	__u32 seq;		/* kernel: never 0 */
+	__u32 type;		/* kernel: KNI_REQ_* */
+	__u32 flags;		/* kernel: KNI_REQ_F_* */
+	__u32 value;		/* kernel */
+	__u8 mac[6];		/* kernel */
+	__u8 pad[2];
+	__s32 result;		/* user */
+	__u32 reserved[9];
+};
 
 #endif /* KNI_UAPI_H */

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "kniv",
-      "sources": ["src/addon.cc", "src/kni_control.cc"],
+      "sources": ["src/addon.cc", "src/iface.cc", "src/port.cc", "src/dataplane.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "../module"
@@ -10,7 +10,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-fexceptions"]
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-fexceptions", "-pthread"],
+      "ldflags": ["-pthread"]
     }
   ]
 }

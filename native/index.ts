@@ -1,10 +1,31 @@
-// Typed wrapper over the raw binding: the only module the rest of kniv imports.
+// Typed API over the raw binding: the only module the rest of kniv imports.
+// Inputs are validated here with zod; the binding only converts them.
+import { EventEmitter } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
+import { z } from 'zod';
 
+interface RawStats {
+  toKernelPackets: number; toKernelBytes: number; toPortPackets: number; toPortBytes: number;
+  dropNoBuffer: number; dropRxFull: number; dropTooBig: number; dropPortError: number;
+  badBuffer: number; portErrors: number; requests: number;
+}
+interface RawInterface {
+  id: number; name: string; ifindex: number; mac: Buffer; mtu: number; minMtu: number; maxMtu: number;
+  bufCount: number; bufSize: number; fifoEntries: number;
+  release(): void; respond(seq: number, result: number): void; setHandled(on: boolean): void; stats(): RawStats;
+}
+interface RawRequest { seq: number; type: number; notify: boolean; value: number; mac: Buffer }
 interface RawBinding {
   abiVersion: number;
-  info(path?: string): { abiVersion: number; kthreadMode: 'single' | 'multiple' };
+  info(path?: string): ModuleInfo;
+  Control: new (path?: string) => { create(o: object): RawInterface; close(): void };
+  DataPlane: new (
+    links: { iface: RawInterface; port: Port }[],
+    onRequest: ((ifaceId: number, r: RawRequest) => void) | undefined,
+    opts: { defaultResult: number; idleUs: number; cpu: number },
+  ) => { stop(): void };
 }
 
 const require = createRequire(import.meta.url);
@@ -27,9 +48,7 @@ export class KniError extends Error {
 }
 
 function errnoName(errno: number): string {
-  for (const [name, value] of Object.entries(constants.errno)) {
-    if (value === errno) return name;
-  }
+  for (const [name, value] of Object.entries(constants.errno)) if (value === errno) return name;
   return 'UNKNOWN';
 }
 
@@ -38,9 +57,7 @@ function wrap<T>(fn: () => T): T {
     return fn();
   } catch (err) {
     const e = err as { message: string; errno?: unknown; syscall?: unknown };
-    if (typeof e.errno === 'number' && typeof e.syscall === 'string') {
-      throw new KniError(e.message, e.errno, e.syscall);
-    }
+    if (typeof e.errno === 'number' && typeof e.syscall === 'string') throw new KniError(e.message, e.errno, e.syscall);
     throw err;
   }
 }
@@ -51,9 +68,242 @@ export const addonAbiVersion: number = raw.abiVersion;
 export interface ModuleInfo {
   abiVersion: number;
   kthreadMode: 'single' | 'multiple';
+  /** Interfaces alive in the module, all processes together. */
+  interfaces: number;
+  /** Shared memory the module still holds, mapped or not. */
+  sharedMemoryBytes: number;
+  /** Kernel threads running. */
+  threads: number;
 }
 
 /** Ask the loaded kni.ko what it is, through KNI_IOCTL_INFO on /dev/kni. */
 export function moduleInfo(devicePath?: string): ModuleInfo {
   return wrap(() => raw.info(devicePath));
+}
+
+const isPowerOfTwo = (n: number) => n > 0 && (n & (n - 1)) === 0;
+const MacSchema = z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'a MAC address like 02:00:00:00:00:01');
+const IfNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'an interface name: 1 to 15 letters, digits, _ . or -');
+const InfoStringSchema = z.string().max(31).regex(/^[\x20-\x7e]*$/, 'printable ASCII');
+
+export const InterfaceOptionsSchema = z.object({
+  name: IfNameSchema,
+  mac: MacSchema.optional(),
+  mtu: z.number().int().min(68).max(65535).optional(),
+  minMtu: z.number().int().min(68).max(65535).optional(),
+  maxMtu: z.number().int().min(68).max(65535).optional(),
+  fifoEntries: z.number().int().min(16).max(65536).refine(isPowerOfTwo, 'a power of two').default(1024),
+  bufCount: z.number().int().min(16).max(65536).default(2048),
+  bufSize: z.number().int().min(256).max(65536).multipleOf(64).default(2048),
+  cpu: z.number().int().min(0).max(4095).default(0),
+  bind: z.boolean().default(false),
+  parent: z
+    .object({ driverName: InfoStringSchema, driverVersion: InfoStringSchema, busInfo: InfoStringSchema, firmwareVersion: InfoStringSchema })
+    .partial()
+    .optional(),
+});
+export type InterfaceOptions = z.input<typeof InterfaceOptionsSchema>;
+
+export const PortSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('packet'), ifname: IfNameSchema }),
+  z.object({ kind: z.literal('tap'), ifname: IfNameSchema }),
+  z.object({
+    kind: z.literal('generator'),
+    frame: z.instanceof(Buffer).refine((b) => b.length >= 14 && b.length <= 65535, 'a frame of 14 to 65535 bytes'),
+    count: z.number().int().min(0).default(0),
+    pps: z.number().int().min(0).default(0),
+  }),
+]);
+export type Port = z.output<typeof PortSchema>;
+
+export const REQUEST_TYPES = { 1: 'mtu', 2: 'link', 3: 'mac', 4: 'promisc', 5: 'allmulti' } as const;
+export type RequestType = (typeof REQUEST_TYPES)[keyof typeof REQUEST_TYPES];
+
+/** A control request from `ip`/`ethtool` on the interface, for userspace to accept or refuse. */
+export interface ControlRequest {
+  type: RequestType;
+  /** mtu: the new MTU; link, promisc, allmulti: 1 on, 0 off. */
+  value: number;
+  /** mac: the new address. */
+  mac: string;
+}
+
+/**
+ * Decides a control request: resolve true (or nothing) to accept, false to
+ * refuse with EPERM, or throw an error with a positive `errno` to refuse with it.
+ */
+export type RequestHandler = (req: ControlRequest) => boolean | void | Promise<boolean | void>;
+
+const EPERM = constants.errno.EPERM;
+
+export class KniInterface extends EventEmitter {
+  readonly id: number;
+  readonly name: string;
+  readonly ifindex: number;
+  readonly mac: string;
+  readonly mtu: number;
+  readonly minMtu: number;
+  readonly maxMtu: number;
+  private handler: RequestHandler | undefined;
+
+  constructor(readonly raw: RawInterface, private readonly owner: Kni) {
+    super();
+    this.id = raw.id;
+    this.name = raw.name;
+    this.ifindex = raw.ifindex;
+    this.mac = [...raw.mac].map((b) => b.toString(16).padStart(2, '0')).join(':');
+    this.mtu = raw.mtu;
+    this.minMtu = raw.minMtu;
+    this.maxMtu = raw.maxMtu;
+  }
+
+  /**
+   * Decides control requests while a data plane serves this interface.
+   * Without one, the data plane thread accepts them itself.
+   */
+  get requestHandler(): RequestHandler | undefined {
+    return this.handler;
+  }
+
+  set requestHandler(fn: RequestHandler | undefined) {
+    this.handler = fn;
+    this.raw.setHandled(fn !== undefined);
+  }
+
+  stats(): RawStats {
+    return this.raw.stats();
+  }
+
+  /**
+   * The data plane's say on the link: carrier on or off, through the netdev's
+   * carrier attribute. The kernel accepts it only while the interface is up,
+   * and this process must see the interface's network namespace in /sys.
+   */
+  setCarrier(on: boolean): void {
+    try {
+      writeFileSync(`/sys/class/net/${this.name}/carrier`, on ? '1' : '0');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EINVAL') throw new KniError(`${this.name}: carrier can only be set while the interface is up`, e.errno ? -e.errno : 22, 'write');
+      throw err;
+    }
+  }
+
+  /** Removes the interface. Stop its data plane first. */
+  release(): void {
+    wrap(() => this.raw.release());
+    this.owner.forget(this);
+  }
+
+  /** Called by the data plane on the JS thread. */
+  handle(r: RawRequest): void {
+    const type = REQUEST_TYPES[r.type as keyof typeof REQUEST_TYPES];
+    const req: ControlRequest = {
+      type: type ?? 'mtu',
+      value: r.value,
+      mac: [...r.mac].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+    };
+    if (r.notify) {
+      this.emit('notify', req);
+      return;
+    }
+    this.emit('request', req);
+    const answer = (result: number) => {
+      try {
+        this.raw.respond(r.seq, result);
+      } catch (err) {
+        // ESTALE: the kernel gave up waiting and reused the slot; nothing to answer.
+        this.emit('error', err);
+      }
+    };
+    const handler = this.handler;
+    if (type === undefined) return answer(-constants.errno.EINVAL);
+    if (!handler) return answer(0);
+    Promise.resolve()
+      .then(() => handler(req))
+      .then(
+        (ok) => answer(ok === false ? -EPERM : 0),
+        (err: { errno?: unknown }) => answer(typeof err?.errno === 'number' && err.errno > 0 ? -err.errno : -EPERM),
+      );
+  }
+}
+
+/** The /dev/kni control descriptor of this process: interfaces live as long as it is open. */
+export class Kni {
+  private readonly raw: InstanceType<RawBinding['Control']>;
+  private readonly interfaces = new Map<number, KniInterface>();
+
+  constructor(devicePath?: string) {
+    this.raw = wrap(() => new raw.Control(devicePath));
+  }
+
+  create(options: InterfaceOptions): KniInterface {
+    const o = InterfaceOptionsSchema.parse(options);
+    const iface = new KniInterface(
+      wrap(() =>
+        this.raw.create({
+          ...o,
+          ...o.parent,
+          mac: o.mac ? Buffer.from(o.mac.split(':').map((h) => parseInt(h, 16))) : undefined,
+        }),
+      ),
+      this,
+    );
+    this.interfaces.set(iface.id, iface);
+    return iface;
+  }
+
+  get(id: number): KniInterface | undefined {
+    return this.interfaces.get(id);
+  }
+
+  /** @internal */
+  forget(iface: KniInterface): void {
+    this.interfaces.delete(iface.id);
+  }
+
+  /** Releases every interface and closes /dev/kni. Idempotent. */
+  close(): void {
+    for (const i of [...this.interfaces.values()]) {
+      try {
+        i.release();
+      } catch {
+        // still served by a data plane: closing the descriptor removes it anyway
+      }
+    }
+    this.interfaces.clear();
+    this.raw.close();
+  }
+}
+
+export const DataPlaneOptionsSchema = z.object({
+  /** How long the thread sleeps when nothing moved (the kernel's FIFOs cannot be polled). */
+  idleUs: z.number().int().min(1).max(100_000).default(200),
+  /** CPU to pin the thread to, or -1. */
+  cpu: z.number().int().min(-1).max(4095).default(-1),
+});
+
+/** A thread forwarding between KNI interfaces and their ports; several links may share one. */
+export class DataPlane {
+  private handle: { stop(): void } | undefined;
+
+  constructor(links: { iface: KniInterface; port: z.input<typeof PortSchema> }[], options: z.input<typeof DataPlaneOptionsSchema> = {}) {
+    const o = DataPlaneOptionsSchema.parse(options);
+    const parsed = links.map((l) => ({ iface: l.iface, port: PortSchema.parse(l.port) }));
+    const byId = new Map(parsed.map((l) => [l.iface.id, l.iface]));
+    this.handle = wrap(
+      () =>
+        new raw.DataPlane(
+          parsed.map((l) => ({ iface: l.iface.raw, port: l.port })),
+          (id, r) => byId.get(id)?.handle(r),
+          { defaultResult: 0, idleUs: o.idleUs, cpu: o.cpu },
+        ),
+    );
+  }
+
+  /** Stops and joins the thread. Idempotent. */
+  stop(): void {
+    this.handle?.stop();
+    this.handle = undefined;
+  }
 }

@@ -44,7 +44,7 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 packages=(
 	qemu-system-x86 busybox-static kmod cpio xz-utils util-linux
 	make gcc-12 g++ libc6-dev libelf1 libssl3 dwarves bc
-	iproute2 ethtool iperf3 python3 ca-certificates
+	iproute2 iputils-ping ethtool iperf3 python3 ca-certificates
 )
 
 apt_lists_present() {

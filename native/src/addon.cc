@@ -1,14 +1,25 @@
 // SPDX-License-Identifier: MIT
-#include <napi.h>
+// The JS binding: info(), Control (/dev/kni), Interface, DataPlane. Inputs
+// arrive validated by native/index.ts; here they are only converted.
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 
-#include "errors.h"
-#include "kni_control.h"
+#include <napi.h>
+
+#include "dataplane.h"
+#include "iface.h"
 #include "kni_uapi.h"
+#include "port.h"
 
 namespace kniv {
+
+namespace {
 
 Napi::Error SystemError(Napi::Env env, int err, const char* syscall) {
   Napi::Error e = Napi::Error::New(env, std::string(syscall) + ": " + std::strerror(err));
@@ -17,11 +28,258 @@ Napi::Error SystemError(Napi::Env env, int err, const char* syscall) {
   return e;
 }
 
+uint32_t U32(const Napi::Object& o, const char* key, uint32_t def = 0) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : def;
+}
+
+void Str(const Napi::Object& o, const char* key, char* dst, size_t size) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) return;
+  std::string s = v.As<Napi::String>().Utf8Value();
+  std::strncpy(dst, s.c_str(), size);  // an over-long name reaches the kernel unterminated: it refuses
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : KNI_DEVICE_PATH;
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw SystemError(env, errno, "open");
+  ControlFd ctl(fd);
+  kni_info ki{};
+  ki.size = sizeof(ki);
+  if (ctl.Ioctl(KNI_IOCTL_INFO, &ki) < 0) throw SystemError(env, errno, "ioctl");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("abiVersion", ki.abi_version);
+  out.Set("kthreadMode", ki.kthread_mode == KNI_KTHREAD_MULTIPLE ? "multiple" : "single");
+  out.Set("interfaces", ki.ifaces);
+  out.Set("sharedMemoryBytes", Napi::Number::New(env, static_cast<double>(ki.shm_bytes)));
+  out.Set("threads", ki.threads);
+  return out;
+}
+
+class InterfaceWrap : public Napi::ObjectWrap<InterfaceWrap> {
+ public:
+  static Napi::FunctionReference ctor;
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function f = DefineClass(env, "Interface",
+                                   {InstanceMethod("release", &InterfaceWrap::Release),
+                                    InstanceMethod("respond", &InterfaceWrap::Respond),
+                                    InstanceMethod("setHandled", &InterfaceWrap::SetHandled),
+                                    InstanceMethod("stats", &InterfaceWrap::GetStats)});
+    ctor = Napi::Persistent(f);
+    exports.Set("Interface", f);
+  }
+  explicit InterfaceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<InterfaceWrap>(info) {}
+
+  std::shared_ptr<Interface> iface;
+
+ private:
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    if (iface->busy.load()) throw SystemError(info.Env(), EBUSY, "release");
+    int r = iface->Release();
+    if (r < 0) throw SystemError(info.Env(), -r, "ioctl");
+    return info.Env().Undefined();
+  }
+  Napi::Value Respond(const Napi::CallbackInfo& info) {
+    int r = iface->Respond(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Int32Value());
+    if (r < 0) throw SystemError(info.Env(), -r, "respond");
+    return info.Env().Undefined();
+  }
+  Napi::Value SetHandled(const Napi::CallbackInfo& info) {
+    iface->js_handles.store(info[0].ToBoolean());
+    return info.Env().Undefined();
+  }
+  Napi::Value GetStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const Stats& s = iface->stats;
+    Napi::Object o = Napi::Object::New(env);
+    auto set = [&](const char* k, const std::atomic<uint64_t>& v) {
+      o.Set(k, Napi::Number::New(env, static_cast<double>(v.load(std::memory_order_relaxed))));
+    };
+    set("toKernelPackets", s.to_kernel_packets);
+    set("toKernelBytes", s.to_kernel_bytes);
+    set("toPortPackets", s.to_port_packets);
+    set("toPortBytes", s.to_port_bytes);
+    set("dropNoBuffer", s.drop_no_buffer);
+    set("dropRxFull", s.drop_rx_full);
+    set("dropTooBig", s.drop_too_big);
+    set("dropPortError", s.drop_port_error);
+    set("badBuffer", s.bad_buffer);
+    set("portErrors", s.port_errors);
+    set("requests", s.requests);
+    return o;
+  }
+};
+Napi::FunctionReference InterfaceWrap::ctor;
+
+class ControlWrap : public Napi::ObjectWrap<ControlWrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    exports.Set("Control", DefineClass(env, "Control",
+                                       {InstanceMethod("create", &ControlWrap::Create),
+                                        InstanceMethod("close", &ControlWrap::Close)}));
+  }
+  explicit ControlWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ControlWrap>(info) {
+    std::string path = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : KNI_DEVICE_PATH;
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) throw SystemError(info.Env(), errno, "open");
+    ctl_ = std::make_shared<ControlFd>(fd);
+  }
+
+ private:
+  Napi::Value Create(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ctl_) throw SystemError(env, EBADF, "create");
+    Napi::Object o = info[0].As<Napi::Object>();
+    kni_create req{};
+    req.size = sizeof(req);
+    Str(o, "name", req.name, sizeof(req.name));
+    Napi::Value mac = o.Get("mac");
+    if (mac.IsBuffer() && mac.As<Napi::Buffer<uint8_t>>().Length() == 6)
+      std::memcpy(req.mac, mac.As<Napi::Buffer<uint8_t>>().Data(), 6);
+    req.mtu = U32(o, "mtu");
+    req.min_mtu = U32(o, "minMtu");
+    req.max_mtu = U32(o, "maxMtu");
+    req.fifo_entries = U32(o, "fifoEntries");
+    req.buf_count = U32(o, "bufCount");
+    req.buf_size = U32(o, "bufSize");
+    req.cpu = U32(o, "cpu");
+    req.flags = o.Get("bind").ToBoolean() ? KNI_CREATE_F_BIND : 0;
+    Str(o, "driverName", req.drv_name, sizeof(req.drv_name));
+    Str(o, "driverVersion", req.drv_version, sizeof(req.drv_version));
+    Str(o, "busInfo", req.bus_info, sizeof(req.bus_info));
+    Str(o, "firmwareVersion", req.fw_version, sizeof(req.fw_version));
+
+    int err = 0;
+    const char* syscall = "";
+    Interface* raw = Interface::Create(ctl_, &req, &err, &syscall);
+    if (!raw) throw SystemError(env, err, syscall);
+    Napi::Object js = InterfaceWrap::ctor.New({});
+    InterfaceWrap::Unwrap(js)->iface.reset(raw);
+    const kni_create& k = raw->info();
+    js.Set("id", k.id);
+    js.Set("name", std::string(k.name, strnlen(k.name, sizeof(k.name))));
+    js.Set("ifindex", k.ifindex);
+    js.Set("mac", Napi::Buffer<uint8_t>::Copy(env, k.mac, 6));
+    js.Set("mtu", k.mtu);
+    js.Set("minMtu", k.min_mtu);
+    js.Set("maxMtu", k.max_mtu);
+    js.Set("bufCount", k.buf_count);
+    js.Set("bufSize", k.buf_size);
+    js.Set("fifoEntries", k.fifo_entries);
+    return js;
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (ctl_) ctl_->Close();
+    ctl_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<ControlFd> ctl_;
+};
+
+struct PostedRequest {
+  uint32_t iface_id;
+  Request r;
+};
+
+class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    exports.Set("DataPlane", DefineClass(env, "DataPlane", {InstanceMethod("stop", &DataPlaneWrap::Stop)}));
+  }
+
+  // new DataPlane(links, onRequest | undefined, { defaultResult, idleUs, cpu })
+  explicit DataPlaneWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataPlaneWrap>(info) {
+    Napi::Env env = info.Env();
+    Napi::Array arr = info[0].As<Napi::Array>();
+    Napi::Object opts = info[2].As<Napi::Object>();
+    std::vector<Link> links;
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Object l = arr.Get(i).As<Napi::Object>();
+      auto iface = InterfaceWrap::Unwrap(l.Get("iface").As<Napi::Object>())->iface;
+      if (iface->released()) Fail(links, env, ENODEV, "dataplane");
+      bool expected = false;
+      if (!iface->busy.compare_exchange_strong(expected, true)) Fail(links, env, EBUSY, "dataplane");
+      Napi::Object p = l.Get("port").As<Napi::Object>();
+      std::string kind = p.Get("kind").As<Napi::String>().Utf8Value();
+      int err = 0;
+      std::unique_ptr<Port> port;
+      if (kind == "packet") {
+        port = OpenPacketPort(p.Get("ifname").As<Napi::String>().Utf8Value(), &err);
+      } else if (kind == "tap") {
+        port = OpenTapPort(p.Get("ifname").As<Napi::String>().Utf8Value(), &err);
+      } else {
+        Napi::Buffer<uint8_t> f = p.Get("frame").As<Napi::Buffer<uint8_t>>();
+        port = OpenGeneratorPort(std::vector<uint8_t>(f.Data(), f.Data() + f.Length()),
+                                 static_cast<uint64_t>(p.Get("count").As<Napi::Number>().Int64Value()),
+                                 static_cast<uint64_t>(p.Get("pps").As<Napi::Number>().Int64Value()));
+      }
+      if (!port) {
+        iface->busy.store(false);
+        Fail(links, env, err, kind == "tap" ? "ioctl" : "socket");
+      }
+      links.push_back({std::move(iface), std::move(port)});
+    }
+
+    bool handles = info[1].IsFunction();
+    if (handles) tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "kniv-requests", 0, 1);
+    DataPlane::Post post = [this, handles](const std::shared_ptr<Interface>& k, const Request& r) {
+      if (!handles) return false;
+      auto* pr = new PostedRequest{k->info().id, r};
+      napi_status st = tsfn_.NonBlockingCall(pr, [](Napi::Env env, Napi::Function cb, PostedRequest* p) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("seq", p->r.seq);
+        o.Set("type", p->r.type);
+        o.Set("notify", (p->r.flags & KNI_REQ_F_NOTIFY) != 0);
+        o.Set("value", p->r.value);
+        o.Set("mac", Napi::Buffer<uint8_t>::Copy(env, p->r.mac, 6));
+        uint32_t id = p->iface_id;
+        delete p;
+        cb.Call({Napi::Number::New(env, id), o});
+      });
+      if (st != napi_ok) delete pr;
+      return st == napi_ok;
+    };
+    dp_ = std::make_unique<DataPlane>(std::move(links), std::move(post), opts.Get("defaultResult").As<Napi::Number>().Int32Value(),
+                                      opts.Get("idleUs").As<Napi::Number>().Uint32Value(),
+                                      opts.Get("cpu").As<Napi::Number>().Int32Value());
+  }
+
+  ~DataPlaneWrap() override { Shutdown(); }
+
+ private:
+  [[noreturn]] static void Fail(std::vector<Link>& links, Napi::Env env, int err, const char* syscall) {
+    for (auto& l : links) l.iface->busy.store(false);
+    throw SystemError(env, err, syscall);
+  }
+  void Shutdown() {
+    if (dp_) {
+      dp_->Stop();
+      dp_.reset();
+      if (tsfn_) tsfn_.Release();
+    }
+  }
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<DataPlane> dp_;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+}  // namespace
+
 }  // namespace kniv
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, KNI_ABI_VERSION));
-  exports.Set("info", Napi::Function::New(env, kniv::KniInfo, "info"));
+  exports.Set("info", Napi::Function::New(env, kniv::Info, "info"));
+  kniv::InterfaceWrap::Init(env, exports);
+  kniv::ControlWrap::Init(env, exports);
+  kniv::DataPlaneWrap::Init(env, exports);
   return exports;
 }
 

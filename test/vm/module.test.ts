@@ -35,7 +35,7 @@ test.serial('kni.ko is loaded at boot and registers /dev/kni, root only', (t) =>
   const st = statSync('/dev/kni');
   t.true(st.isCharacterDevice());
   t.is(st.mode & 0o777, 0o600);
-  t.deepEqual(moduleInfo(), { abiVersion: 1, kthreadMode: 'single' });
+  t.like(moduleInfo(), { abiVersion: 2, kthreadMode: 'single', interfaces: 0, sharedMemoryBytes: 0 });
 });
 
 test.serial('kthread_mode is shown in sysfs and cannot be changed after load', (t) => {
@@ -46,7 +46,7 @@ test.serial('kthread_mode is shown in sysfs and cannot be changed after load', (
 });
 
 // Raw ioctls with deliberately wrong arguments, from Python's fcntl.
-const KNI_IOCTL_INFO = 0xc020ce00; // _IOWR(0xCE, 0, struct kni_info), 32 bytes
+const KNI_IOCTL_INFO = 0xc020ce00; // _IOWR(0xCE, 0, struct kni_info), 32 bytes: size abi mode ifaces shm(2 words) threads reserved
 const ioctlProbe = `
 import fcntl, os, struct, sys, ctypes
 fd = os.open('/dev/kni', os.O_RDWR)
@@ -71,11 +71,11 @@ print('raw', r, ctypes.get_errno())
 test.serial('KNI_IOCTL_INFO checks size, reserved words, command and pointer', async (t) => {
   const r = await execa('python3', ['-c', ioctlProbe]);
   t.deepEqual(r.stdout.split('\n'), [
-    'ok 32 1 0 0 0 0 0 0',
+    'ok 32 2 0 0 0 0 0 0',
     'errno 22', // size field is not sizeof(struct kni_info)
-    'errno 22', // a reserved word is not zero
+    'errno 22', // the reserved word is not zero
     'errno 25', // unknown command: ENOTTY
-    'errno 25', // same number with another size is another command
+    'errno 22', // a known command with the wrong encoded size
     'raw -1 14', // EFAULT
   ]);
 });
@@ -103,7 +103,7 @@ test.serial('load and unload 20 times, alternating kthread modes', async (t) => 
   }
   const dmesg = (await execa('dmesg')).stdout;
   t.notRegex(dmesg, /WARNING:|BUG:|Oops|refcount_t|corruption/);
-  t.is((dmesg.match(/kni: loaded, ABI 1/g) ?? []).length >= 20, true);
+  t.true((dmesg.match(/kni: loaded, ABI 2/g) ?? []).length >= 20);
   await unload();
   await load();
 });
@@ -116,7 +116,7 @@ test.serial('GET /health reports the appliance kernel and the loaded module', as
   const body = res.json();
   t.is(body.status, 'ok');
   t.is(body.kernel, release());
-  t.deepEqual(body.kni, { loaded: true, abiVersion: 1, kthreadMode: 'single' });
+  t.deepEqual(body.kni, { loaded: true, abiVersion: 2, kthreadMode: 'single' });
   t.true(body.vhostNet, '/dev/vhost-net exists in the appliance');
   t.false(body.kvm);
 });

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+#include "iface.h"
+
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace kniv {
+
+Interface* Interface::Create(std::shared_ptr<ControlFd> ctl, kni_create* req, int* err, const char** syscall) {
+  if (ctl->Ioctl(KNI_IOCTL_CREATE, req) < 0) {
+    *err = errno;
+    *syscall = "ioctl";
+    return nullptr;
+  }
+  void* mem = mmap(nullptr, req->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, ctl->fd(),
+                   static_cast<off_t>(req->mmap_offset));
+  if (mem == MAP_FAILED) {
+    *err = errno;
+    *syscall = "mmap";
+    kni_release rel{};
+    rel.size = sizeof(rel);
+    rel.id = req->id;
+    ctl->Ioctl(KNI_IOCTL_RELEASE, &rel);
+    return nullptr;
+  }
+  auto* i = new Interface();
+  i->ctl_ = std::move(ctl);
+  i->info_ = *req;
+  i->region_ = static_cast<uint8_t*>(mem);
+  uint8_t* r = i->region_;
+  i->rx = Ring(r, req->rx_q_off, req->fifo_entries);
+  i->tx = Ring(r, req->tx_q_off, req->fifo_entries);
+  i->alloc = Ring(r, req->alloc_q_off, req->fifo_entries);
+  i->free = Ring(r, req->free_q_off, req->fifo_entries);
+  i->req = Ring(r, req->req_q_off, KNI_REQ_ENTRIES);
+  i->resp_ = Ring(r, req->resp_q_off, KNI_REQ_ENTRIES);
+  i->pool.reserve(req->buf_count);
+  for (uint32_t b = req->buf_count; b > 0; b--) i->pool.push_back(b - 1);
+  return i;
+}
+
+Interface::~Interface() {
+  if (!released_) Release();
+  if (region_) munmap(region_, info_.mmap_size);
+}
+
+int Interface::Release() {
+  if (released_) return 0;
+  kni_release rel{};
+  rel.size = sizeof(rel);
+  rel.id = info_.id;
+  released_ = true;
+  // EBADF: the control descriptor was closed, which removed the interface.
+  int err = ctl_->Ioctl(KNI_IOCTL_RELEASE, &rel) < 0 && errno != EBADF ? -errno : 0;
+  // No data plane is attached (callers check busy), so nothing uses the
+  // region any more: unmapping now lets the kernel free it at once.
+  munmap(region_, info_.mmap_size);
+  region_ = nullptr;
+  return err;
+}
+
+bool Interface::ReadRequest(uint32_t seq, Request* out) {
+  auto* slot = reinterpret_cast<kni_request*>(region_ + info_.req_slots_off) + (seq & (KNI_REQ_ENTRIES - 1));
+  if (__atomic_load_n(&slot->seq, __ATOMIC_RELAXED) != seq) return false;
+  out->seq = seq;
+  out->type = slot->type;
+  out->flags = slot->flags;
+  out->value = slot->value;
+  std::memcpy(out->mac, slot->mac, sizeof(out->mac));
+  return true;
+}
+
+int Interface::Respond(uint32_t seq, int32_t result) {
+  if (released_) return -ENODEV;
+  auto* slot = reinterpret_cast<kni_request*>(region_ + info_.req_slots_off) + (seq & (KNI_REQ_ENTRIES - 1));
+  std::lock_guard<std::mutex> lock(resp_mu_);
+  if (__atomic_load_n(&slot->seq, __ATOMIC_RELAXED) != seq) return -ESTALE;
+  slot->result = result;
+  if (resp_.Space() == 0) return -ENOBUFS;
+  resp_.Put(seq);
+  resp_.Publish();  // the result store above is ordered before this release
+  return 0;
+}
+
+}  // namespace kniv

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+// One KNI interface as its data plane sees it: the mapped region, its rings,
+// and the buffer pool. Buffers are allocated and freed here, in userspace
+// only; the kernel only ever names them by index.
+#pragma once
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "kni_uapi.h"
+#include "ring.h"
+
+namespace kniv {
+
+// Counters, written by the data plane thread, read from JS at any time.
+struct Stats {
+  std::atomic<uint64_t> to_kernel_packets{0}, to_kernel_bytes{0};  // port -> rx_q
+  std::atomic<uint64_t> to_port_packets{0}, to_port_bytes{0};      // tx_q -> port
+  std::atomic<uint64_t> drop_no_buffer{0};   // port frame, pool empty
+  std::atomic<uint64_t> drop_rx_full{0};     // port frame, rx_q full
+  std::atomic<uint64_t> drop_too_big{0};     // port frame larger than a buffer
+  std::atomic<uint64_t> drop_port_error{0};  // kernel frame the port refused
+  std::atomic<uint64_t> bad_buffer{0};       // invalid index or header from the kernel side
+  std::atomic<uint64_t> port_errors{0};      // receive errors on the port
+  std::atomic<uint64_t> requests{0};         // control requests seen on req_q
+};
+
+// The /dev/kni descriptor. Close() closes it at once (the kernel then removes
+// every interface it created); interfaces share this object, so after that
+// their ioctls get EBADF here and can never reach a reused descriptor number.
+class ControlFd {
+ public:
+  explicit ControlFd(int fd) : fd_(fd) {}
+  ~ControlFd() { Close(); }
+  ControlFd(const ControlFd&) = delete;
+  ControlFd& operator=(const ControlFd&) = delete;
+
+  // ioctl(2) while open; -1 with errno = EBADF after Close().
+  int Ioctl(unsigned long request, void* arg) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ < 0) {
+      errno = EBADF;
+      return -1;
+    }
+    return ioctl(fd_, request, arg);
+  }
+  int fd() const { return fd_; }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  std::mutex mu_;
+  int fd_;
+};
+
+struct Request {
+  uint32_t seq, type, flags, value;
+  uint8_t mac[6];
+};
+
+class Interface {
+ public:
+  // KNI_IOCTL_CREATE on ctl_fd, then mmap of the region. On failure returns
+  // nullptr with *err = errno and *syscall set.
+  static Interface* Create(std::shared_ptr<ControlFd> ctl, kni_create* req, int* err, const char** syscall);
+  ~Interface();
+
+  // KNI_IOCTL_RELEASE and unmap the region; only with no data plane attached. -errno or 0.
+  int Release();
+  // Answer request seq (0 accepts, -errno refuses). -errno or 0.
+  int Respond(uint32_t seq, int32_t result);
+
+  const kni_create& info() const { return info_; }
+  bool released() const { return released_; }
+
+  // --- data plane thread only, while it holds `busy` ---
+  uint8_t* buf(uint32_t index) { return region_ + info_.bufs_off + static_cast<size_t>(index) * info_.buf_size; }
+  bool valid(uint32_t index) const { return index < info_.buf_count; }
+  Ring rx, tx, alloc, free, req;
+  std::vector<uint32_t> pool;  // free buffer indices
+  bool ReadRequest(uint32_t seq, Request* out);
+
+  std::atomic<bool> busy{false};         // a data plane is attached
+  std::atomic<bool> js_handles{false};   // JS decides requests; else the default answers
+  Stats stats;
+
+ private:
+  Interface() = default;
+  std::shared_ptr<ControlFd> ctl_;
+  kni_create info_{};
+  uint8_t* region_ = nullptr;
+  bool released_ = false;
+  std::mutex resp_mu_;  // resp_q has two producers: JS handlers and the default policy
+  Ring resp_;
+};
+
+}  // namespace kniv

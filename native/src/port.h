@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MIT
+// Ports: where a data plane sends what the kernel transmitted on the KNI
+// interface, and where it takes what it gives the kernel. All non-blocking.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kniv {
+
+class Port {
+ public:
+  virtual ~Port() = default;
+  // A frame into buf: its length (> cap means truncated, dropped by the
+  // caller), 0 when nothing is waiting, or -errno.
+  virtual long Recv(uint8_t* buf, size_t cap) = 0;
+  // 0 when sent (or deliberately consumed), -errno otherwise.
+  virtual int Send(const uint8_t* buf, size_t len) = 0;
+  // A descriptor to poll() for input, or -1.
+  virtual int fd() const { return -1; }
+};
+
+// AF_PACKET socket bound to a host interface (a NIC or a veth), promiscuous,
+// not seeing its own transmissions.
+std::unique_ptr<Port> OpenPacketPort(const std::string& ifname, int* err);
+// A TAP device created with the given name (IFF_TAP | IFF_NO_PI).
+std::unique_ptr<Port> OpenTapPort(const std::string& ifname, int* err);
+// Generator/sink: offers `frame` up to `count` times (0 = forever) at most
+// `pps` per second (0 = as fast as the kernel takes them); consumes and
+// counts everything sent to it.
+std::unique_ptr<Port> OpenGeneratorPort(std::vector<uint8_t> frame, uint64_t count, uint64_t pps);
+
+}  // namespace kniv

@@ -1,0 +1,215 @@
+// The KNI data path end to end, inside the appliance VM: kni.ko, the native
+// data plane, real namespaces, veths, ping and iperf3.
+//
+//   netns A                     init ns (this process)                 netns B
+//   kvdp0 (KNI) 10.99.0.1 ═ FIFOs ═ data plane ═ AF_PACKET on kvp0 ─ veth ─ kvp1 10.99.0.2
+//
+import test, { type ExecutionContext } from 'ava';
+import { existsSync } from 'node:fs';
+import { release } from 'node:os';
+import { execa } from 'execa';
+import { DataPlane, Kni, KniError, moduleInfo, type KniInterface } from '../../native/index.js';
+import { kniModulePath } from '../../qemu/kernels.js';
+import { projectRoot } from '../../qemu/paths.js';
+import { waitFor } from '../lib/util.js';
+
+const sh = (cmd: string) => execa('sh', ['-c', cmd], { all: true });
+const nsExec = (ns: string, cmd: string) => execa('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], { all: true, reject: false });
+
+async function loadKni(mode: 'single' | 'multiple') {
+  if (existsSync('/sys/module/kni')) await execa('rmmod', ['kni']);
+  await execa('insmod', [kniModulePath(release()), `kthread_mode=${mode}`]);
+  await waitFor(() => existsSync('/dev/kni'), 5000);
+}
+
+/** Kernel-side counters of a netdev, from sysfs inside its namespace. */
+async function netdevStats(ns: string, dev: string) {
+  const read = async (name: string) => Number((await nsExec(ns, `cat /sys/class/net/${dev}/statistics/${name}`)).stdout);
+  return { rxPackets: await read('rx_packets'), rxDropped: await read('rx_dropped'), txPackets: await read('tx_packets'), txDropped: await read('tx_dropped') };
+}
+
+async function topology(t: ExecutionContext, kni: Kni) {
+  await sh('ip netns add A && ip netns add B && ip link add kvp0 type veth peer name kvp1 && ip link set kvp1 netns B && ip link set kvp0 up');
+  t.teardown(() => sh('ip netns del A; ip netns del B; ip link del kvp0').catch(() => undefined));
+  await sh('ip -n B addr add 10.99.0.2/24 dev kvp1 && ip -n B link set kvp1 up');
+  // The AF_PACKET port passes frames as they are: it does not yet complete
+  // checksums or segment GSO frames, so the peer must not offload them.
+  await sh('ip netns exec B ethtool -K kvp1 tx off tso off gso off');
+  const iface = kni.create({ name: 'kvdp0' });
+  const dp = new DataPlane([{ iface, port: { kind: 'packet', ifname: 'kvp0' } }]);
+  t.teardown(() => dp.stop());
+  await sh('ip link set kvdp0 netns A && ip -n A addr add 10.99.0.1/24 dev kvdp0 && ip -n A link set kvdp0 up');
+  const carrier = await nsExec('A', 'echo 1 > /sys/class/net/kvdp0/carrier');
+  t.is(carrier.exitCode, 0, carrier.all);
+  return { iface, dp };
+}
+
+async function quiesce(iface: KniInterface) {
+  let last = '';
+  await waitFor(() => {
+    const now = JSON.stringify(iface.stats());
+    const same = now === last;
+    last = now;
+    return same;
+  }, 5000, 300);
+}
+
+async function pingAndIperf(t: ExecutionContext, mode: 'single' | 'multiple') {
+  await loadKni(mode);
+  const kni = new Kni();
+  t.teardown(() => kni.close());
+  const { iface } = await topology(t, kni);
+
+  const ab = await nsExec('A', 'ping -c 5 -i 0.2 -W 5 10.99.0.2');
+  t.is(ab.exitCode, 0, ab.all);
+  t.regex(ab.stdout, /5 packets transmitted, 5 received/);
+  const ba = await nsExec('B', 'ping -c 5 -i 0.2 -W 5 10.99.0.1');
+  t.is(ba.exitCode, 0, ba.all);
+  t.regex(ba.stdout, /5 packets transmitted, 5 received/);
+
+  for (const reverse of [false, true]) {
+    const server = execa('ip', ['netns', 'exec', 'B', 'iperf3', '-s', '-1', '--forceflush', '-B', '10.99.0.2'], { reject: false, timeout: 60_000, all: true });
+    await new Promise<void>((resolve) => server.stdout.on('data', (d: Buffer) => d.toString().includes('Server listening') && resolve()));
+    const client = await nsExec('A', `iperf3 -c 10.99.0.2 -t 2 -J ${reverse ? '-R' : ''}`);
+    await server;
+    t.is(client.exitCode, 0, client.all);
+    const result = JSON.parse(client.stdout) as { error?: string; end: { sum_received: { bytes: number; bits_per_second: number } } };
+    t.is(result.error, undefined, `iperf3: ${result.error}; server: ${(await server).all}`);
+    t.true(result.end.sum_received.bytes > 0);
+    t.log(`${mode}: iperf3 ${reverse ? 'B→A' : 'A→B'} ${(result.end.sum_received.bits_per_second / 1e6).toFixed(1)} Mbit/s (TCG)`);
+  }
+
+  // Every frame the data plane queued was delivered to the stack or dropped
+  // by the module; every frame the stack queued was sent on the port or
+  // refused by it.
+  await quiesce(iface);
+  const s = iface.stats();
+  const k = await netdevStats('A', 'kvdp0');
+  t.true(s.toKernelPackets >= 10 && s.toPortPackets >= 10);
+  t.is(k.rxPackets + k.rxDropped, s.toKernelPackets);
+  t.is(k.txPackets, s.toPortPackets + s.dropPortError);
+  t.is(s.badBuffer, 0);
+}
+
+test.serial('namespaces joined through kniv: ping and iperf3 both ways, counters match (kthread_mode=single)', (t) => pingAndIperf(t, 'single'));
+test.serial('the same with kthread_mode=multiple', (t) => pingAndIperf(t, 'multiple'));
+
+async function withInterface(t: ExecutionContext, name: string, dataPlane: boolean) {
+  const kni = new Kni();
+  t.teardown(() => kni.close());
+  const iface = kni.create({ name });
+  if (dataPlane) {
+    const dp = new DataPlane([{ iface, port: { kind: 'generator', frame: Buffer.alloc(60), count: 0, pps: 1 } }]);
+    t.teardown(() => dp.stop());
+  }
+  return iface;
+}
+
+test.serial('ip link set mtu, address and up round-trip through a JS handler that accepts; down and promisc are notified', async (t) => {
+  await loadKni('single');
+  const iface = await withInterface(t, 'kvrq0', true);
+  const seen: string[] = [];
+  const notified: string[] = [];
+  iface.requestHandler = (req) => {
+    seen.push(req.type === 'mac' ? `mac ${req.mac}` : `${req.type} ${req.value}`);
+    return true;
+  };
+  iface.on('notify', (req: { type: string; value: number }) => notified.push(`${req.type} ${req.value}`));
+  await sh('ip link set kvrq0 mtu 1400');
+  await sh('ip link set kvrq0 address 02:00:00:00:00:42');
+  await sh('ip link set kvrq0 up');
+  await sh('ip link set kvrq0 promisc on');
+  await sh('ip link set kvrq0 down');
+  const show = (await sh('ip link show kvrq0')).stdout;
+  t.regex(show, /mtu 1400/);
+  t.regex(show, /link\/ether 02:00:00:00:00:42/);
+  t.regex(show, /PROMISC/);
+  t.deepEqual(seen, ['mtu 1400', 'mac 02:00:00:00:00:42', 'link 1']);
+  // The kernel cannot refuse these (its callbacks cannot fail): userspace is told.
+  await waitFor(() => notified.length >= 2, 5000);
+  t.deepEqual(notified, ['promisc 1', 'link 0']);
+});
+
+test.serial('a handler that refuses makes ip fail cleanly and changes nothing', async (t) => {
+  await loadKni('single');
+  const iface = await withInterface(t, 'kvrq1', true);
+  iface.requestHandler = (req) => req.type !== 'mtu';
+  const r = await execa('ip', ['link', 'set', 'kvrq1', 'mtu', '1400'], { reject: false });
+  t.not(r.exitCode, 0);
+  t.regex(r.stderr, /Operation not permitted/);
+  t.regex((await sh('ip link show kvrq1')).stdout, /mtu 1500/);
+  iface.requestHandler = () => {
+    throw Object.assign(new Error('busy'), { errno: 16 });
+  };
+  const busy = await execa('ip', ['link', 'set', 'kvrq1', 'address', '02:00:00:00:00:43'], { reject: false });
+  t.regex(busy.stderr, /Device or resource busy/);
+  t.notRegex((await sh('ip link show kvrq1')).stdout, /02:00:00:00:00:43/);
+});
+
+test.serial('with nobody answering, ip fails with a timeout instead of hanging', async (t) => {
+  await loadKni('single');
+  await withInterface(t, 'kvrq2', false);
+  const started = Date.now();
+  const r = await execa('ip', ['link', 'set', 'kvrq2', 'mtu', '1400'], { reject: false, timeout: 60_000 });
+  t.log(`ip returned after ${Date.now() - started} ms`);
+  t.false(r.timedOut);
+  t.not(r.exitCode, 0);
+  t.regex(r.stderr, /timed out/i);
+  t.regex((await sh('ip link show kvrq2')).stdout, /mtu 1500/);
+});
+
+test.serial('kill -9 of the process that owns interfaces removes them and their memory', async (t) => {
+  await loadKni('single');
+  const base = moduleInfo();
+  const child = execa('node', ['--input-type=module', '-e', `
+    import { Kni, DataPlane } from '${projectRoot}/dist/native/index.js';
+    const kni = new Kni();
+    const a = kni.create({ name: 'kvkill0' });
+    const b = kni.create({ name: 'kvkill1' });
+    new DataPlane([{ iface: a, port: { kind: 'generator', frame: Buffer.alloc(60, 0xff), count: 0, pps: 1000 } }]);
+    console.log('ready');
+    setInterval(() => {}, 1000);
+  `], { reject: false });
+  await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+  t.is(moduleInfo().interfaces, base.interfaces + 2);
+  child.kill('SIGKILL');
+  await child;
+  t.true(await waitFor(() => moduleInfo().interfaces === base.interfaces, 10_000), 'interfaces removed');
+  t.is(moduleInfo().sharedMemoryBytes, base.sharedMemoryBytes);
+  const links = await execa('ip', ['-o', 'link', 'show'], { all: true });
+  t.notRegex(links.stdout, /kvkill/);
+});
+
+test.serial('100 create/release cycles with traffic leave no netdev and no memory behind', async (t) => {
+  await loadKni('single');
+  const base = moduleInfo();
+  const kni = new Kni();
+  t.teardown(() => kni.close());
+  let delivered = 0;
+  for (let i = 0; i < 100; i++) {
+    const iface = kni.create({ name: `kvc${i}`, bufCount: 64, fifoEntries: 64 });
+    const dp = new DataPlane([{ iface, port: { kind: 'generator', frame: Buffer.alloc(60, 0xff), count: 20, pps: 0 } }], { idleUs: 50 });
+    await waitFor(() => iface.stats().toKernelPackets === 20, 5000, 5);
+    delivered += iface.stats().toKernelPackets;
+    dp.stop();
+    iface.release();
+  }
+  t.is(delivered, 2000);
+  const after = moduleInfo();
+  t.is(after.interfaces, base.interfaces);
+  t.is(after.sharedMemoryBytes, base.sharedMemoryBytes);
+  t.notRegex((await execa('ip', ['-o', 'link', 'show'])).stdout, /kvc\d/);
+});
+
+test.serial('bad input is refused with a precise error, in TS and in the kernel', async (t) => {
+  await loadKni('single');
+  const kni = new Kni();
+  t.teardown(() => kni.close());
+  t.throws(() => kni.create({ name: 'this-name-is-far-too-long' }), { message: /interface name/ });
+  t.throws(() => kni.create({ name: 'kvbad0', fifoEntries: 100 }), { message: /power of two/ });
+  kni.create({ name: 'kvbad0' });
+  const dup = t.throws(() => kni.create({ name: 'kvbad0' }));
+  t.true(dup instanceof KniError);
+  t.is((dup as KniError).code, 'EEXIST');
+  t.is((dup as KniError).syscall, 'ioctl');
+});

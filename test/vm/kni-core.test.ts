@@ -1,0 +1,102 @@
+// KNI core, kernel side: /dev/kni ioctls, the shared-memory FIFOs, the net
+// device, control requests and lifetime, driven by test/fixtures/kni-probe.c
+// inside the appliance VM. Every probe run is repeated with kthread_mode=single
+// and kthread_mode=multiple (the module is reloaded in between), and each run
+// must leave no kernel warning in the log.
+import test from 'ava';
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { projectRoot } from '../../qemu/paths.js';
+
+const moduleDir = join(projectRoot, 'module');
+const kniKo = join(projectRoot, 'build', 'module', release(), 'kni.ko');
+const probe = join(mkdtempSync(join(tmpdir(), 'kni-core-')), 'kni-probe');
+const kernelProblem = /BUG:|WARNING:|Oops|general protection fault|refcount_t|list_del corruption|KASAN|lockdep|possible recursive locking|circular locking/;
+
+interface ProbeResult {
+  exitCode: number | undefined;
+  failed: string[];
+  passed: number;
+  output: string;
+}
+
+async function runProbe(...args: string[]): Promise<ProbeResult> {
+  const r = await execa(probe, args, { cwd: projectRoot, reject: false, all: true, timeout: 240_000 });
+  const output = r.all ?? '';
+  const lines = output.split('\n');
+  return {
+    exitCode: r.exitCode,
+    failed: lines.filter((l) => l.startsWith('not ok')),
+    passed: lines.filter((l) => l.startsWith('ok')).length,
+    output,
+  };
+}
+
+async function kernelLog(): Promise<string> {
+  return (await execa('dmesg', [], { reject: false })).stdout;
+}
+
+function currentMode(): string {
+  return readFileSync('/sys/module/kni/parameters/kthread_mode', 'utf8').trim();
+}
+
+async function loadKni(params: string[]): Promise<void> {
+  if (existsSync('/sys/module/kni')) await execa('rmmod', ['kni']);
+  await execa('insmod', [kniKo, ...params]);
+}
+
+test.before(async () => {
+  await execa('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', `-I${moduleDir}`, '-o', probe, join(projectRoot, 'test', 'fixtures', 'kni-probe.c'), '-lpthread']);
+});
+
+test.after.always(async () => {
+  // Leave the module as the VM loaded it (defaults).
+  if (existsSync(kniKo) && existsSync('/sys/module/kni') && currentMode() !== 'single') await loadKni([]);
+});
+
+test.serial('kni.ko refuses bad parameter values and loads with good ones', async (t) => {
+  t.true(existsSync(kniKo), `${kniKo} is built`);
+  await execa('rmmod', ['kni'], { reject: false });
+  for (const bad of ['kthread_mode=bogus', 'poll_interval_us=0', 'poll_interval_us=2000000', 'req_timeout_ms=5', 'req_timeout_ms=x']) {
+    const r = await execa('insmod', [kniKo, bad], { reject: false });
+    t.not(r.exitCode, 0, `insmod ${bad} must fail`);
+    t.false(existsSync('/sys/module/kni'), `not loaded after ${bad}`);
+  }
+  await loadKni(['poll_interval_us=50', 'req_timeout_ms=1500']);
+  t.is(readFileSync('/sys/module/kni/parameters/poll_interval_us', 'utf8').trim(), '50');
+  t.is(readFileSync('/sys/module/kni/parameters/req_timeout_ms', 'utf8').trim(), '1500');
+  await loadKni([]);
+  const info = JSON.parse((await execa(probe, ['info'])).stdout) as Record<string, number>;
+  t.deepEqual(info, { abiVersion: 2, kthreadMode: 0, ifaces: 0, shmBytes: 0, threads: 0 });
+});
+
+const scenarios: Array<[string, string[], number]> = [
+  ['hostile ioctl and mmap arguments are refused with clear errnos', ['hostile'], 40],
+  ['corrupted FIFO counters, indices and offsets are counted drops', ['corrupt'], 15],
+  ['frames cross rx_q and tx_q, stats and ethtool agree', ['traffic'], 15],
+  ['control requests are accepted, rejected, or time out boundedly', ['requests'], 25],
+  ['a second process attaches as request handler, one at a time', ['attach'], 20],
+  ['interfaces and regions follow RELEASE, close, munmap and kill -9', ['lifetime'], 15],
+  ['100 create/traffic/release cycles leave nothing behind', ['cycles', '100'], 3],
+];
+
+for (const mode of ['single', 'multiple']) {
+  for (const [title, args, minPassed] of scenarios) {
+    test.serial(`kthread_mode=${mode}: ${title}`, async (t) => {
+      if (currentMode() !== mode) await loadKni([`kthread_mode=${mode}`]);
+      t.is(currentMode(), mode);
+      const before = (await kernelLog()).split('\n').length;
+      const r = await runProbe(...args);
+      const newLog = (await kernelLog()).split('\n').slice(before - 1).join('\n');
+      if (r.exitCode !== 0 || r.failed.length > 0) t.log(r.output);
+      t.deepEqual(r.failed, []);
+      t.is(r.exitCode, 0);
+      t.true(r.passed >= minPassed, `${r.passed} checks passed, expected at least ${minPassed}`);
+      t.notRegex(newLog, kernelProblem);
+      const info = JSON.parse((await execa(probe, ['info'])).stdout) as Record<string, number>;
+      t.like(info, { ifaces: 0, shmBytes: 0, threads: 0 });
+    });
+  }
+}
