@@ -50,7 +50,7 @@ static long kni_ioctl_info(void __user *uarg)
 
 	if (copy_from_user(&info, uarg, sizeof(info)))
 		return -EFAULT;
-	if (info.size != sizeof(info) || info.reserved)
+	if (info.size != sizeof(info))
 		return -EINVAL;
 
 	info.abi_version = KNI_ABI_VERSION;
@@ -58,6 +58,7 @@ static long kni_ioctl_info(void __user *uarg)
 	info.ifaces = atomic_read(&kni_live_ifaces);
 	info.shm_bytes = atomic64_read(&kni_shm_bytes);
 	info.threads = atomic_read(&kni_live_threads);
+	info.sockets = atomic_read(&kni_live_socks);
 
 	if (copy_to_user(uarg, &info, sizeof(info)))
 		return -EFAULT;

@@ -13,6 +13,9 @@
 
 #include "kni_uapi.h"
 
+struct kni_sock;
+struct sk_buff;
+
 /* mmap() offset of interface id: id << KNI_MMAP_SHIFT (regions are < 4 GiB). */
 #define KNI_MMAP_SHIFT		32
 
@@ -20,11 +23,13 @@
 extern unsigned int kni_kthread_mode;
 extern unsigned int kni_poll_interval_us;
 extern unsigned int kni_req_timeout_ms;
+extern bool kni_vnet_hdr_default;
 
 /* Module-wide counters, reported by KNI_IOCTL_INFO so tests can prove no leaks. */
 extern atomic_t kni_live_ifaces;
 extern atomic_t kni_live_threads;
 extern atomic64_t kni_shm_bytes;
+extern atomic_t kni_live_socks;
 
 /*
  * struct kni_mem - one interface's shared region
@@ -120,9 +125,10 @@ struct kni_rx_stats {
 	u64 drop_nomem;
 	u64 drop_down;
 	u64 fifo_corrupt;	/* rx_q, free_q, resp_q */
+	u64 sock_full;		/* passes that left rx_q waiting for the socket's reader */
 };
 
-/* Written in ndo_start_xmit only, under the netdev TX queue lock. */
+/* Written by the owner of tx_q (see struct kni_dev: ndo_start_xmit or the socket). */
 struct kni_tx_stats {
 	struct u64_stats_sync syncp;
 	u64 packets;
@@ -132,6 +138,11 @@ struct kni_tx_stats {
 	u64 drop_too_big;
 	u64 drop_bad_index;
 	u64 fifo_corrupt;	/* tx_q, alloc_q */
+	u64 drop_sock;		/* stack frames while the socket owns tx_q */
+	u64 drop_bad_vnet_hdr;	/* socket frames with a header we cannot honour */
+	u64 drop_gso;		/* GSO frames that could not be segmented */
+	u64 gso_frames;		/* GSO frames segmented */
+	u64 csum_done;		/* partial checksums completed */
 };
 
 /* Protected by kni_dev.req_lock. */
@@ -178,10 +189,21 @@ struct kni_dev {
 	struct kni_ring resp_q;
 	struct kni_rx_stats rx;
 
-	/* ndo_start_xmit only (TX queue lock): consumer of alloc_q, producer of tx_q. */
+	/*
+	 * Consumer of alloc_q and producer of tx_q: ndo_start_xmit (under the TX
+	 * queue lock) while sock_tx is false, the socket's sendmsg (under
+	 * kni_sock.lock) while it is true. sock_tx changes under both locks.
+	 */
 	struct kni_ring alloc_q;
 	struct kni_ring tx_q;
 	struct kni_tx_stats tx;
+	bool sock_tx;
+
+	/* The KNI socket (kni_sock.c); everything here changes under kni_sock_mutex. */
+	struct kni_sock __rcu *sock;	/* RCU for the polling thread */
+	int sock_fd;			/* its number in the enabling process, or -1 */
+	bool vnet_hdr;			/* the next socket carries virtio-net headers */
+	bool sock_dead;			/* being destroyed: no new socket */
 
 	/* Control requests. */
 	struct mutex req_mutex;		/* one waiting request at a time */
@@ -224,6 +246,29 @@ void kni_dev_destroy(struct kni_dev *kd);
 bool kni_dev_poll(struct kni_dev *kd);
 struct kni_dev *kni_dev_from_netdev(struct net_device *dev);
 void kni_net_exit(void);
+u8 *kni_buf(const struct kni_dev *kd, u32 index);
+
+/* The owner of tx_q (see struct kni_dev) queues frames with these. */
+bool kni_tx_room(struct kni_dev *kd, u32 n);
+u8 *kni_tx_next(struct kni_dev *kd, u32 *index);
+void kni_tx_push(struct kni_dev *kd, u32 index, u32 len);
+void kni_tx_publish(struct kni_dev *kd);
+void kni_tx_count(struct kni_dev *kd, u64 *counter, u64 n);
+
+/* kni_sock.c */
+int kni_sock_enable(struct kni_dev *kd);
+int kni_sock_disable(struct kni_dev *kd);
+void kni_sock_kill(struct kni_dev *kd);
+int kni_sock_fd(struct kni_dev *kd);
+int kni_sock_set_vnet_hdr(struct kni_dev *kd, bool on);
+bool kni_sock_get_vnet_hdr(struct kni_dev *kd);
+u32 kni_sock_rx_room(struct kni_sock *ks, struct kni_dev *kd);
+void kni_sock_rx_queue(struct kni_sock *ks, struct sk_buff *skb);
+void kni_sock_rx_wake(struct kni_sock *ks);
+bool kni_csum_complete(u8 *frame, u32 len, u32 start, u32 off);
+
+/* kni_sysfs.c */
+extern const struct attribute_group kni_sysfs_group;
 
 /* kni_thread.c */
 int kni_thread_attach(struct kni_dev *kd);

@@ -107,6 +107,11 @@ module_param_cb(req_timeout_ms, &kni_req_timeout_ops, &kni_req_timeout_ms, 0444)
 MODULE_PARM_DESC(req_timeout_ms,
 		 "How long a control request waits for userspace's answer, 100..10000 ms (default 2000)");
 
+bool kni_vnet_hdr_default;
+module_param_named(vnet_hdr, kni_vnet_hdr_default, bool, 0444);
+MODULE_PARM_DESC(vnet_hdr,
+		 "Default VNET_HDR setting of new interfaces' sockets, changed per interface in sysfs (default 0)");
+
 static int __init kni_init(void)
 {
 	int err;
@@ -115,9 +120,9 @@ static int __init kni_init(void)
 	if (err)
 		return err;
 
-	pr_info("loaded, ABI %u, kthread_mode=%s, poll_interval_us=%u, req_timeout_ms=%u\n",
+	pr_info("loaded, ABI %u, kthread_mode=%s, poll_interval_us=%u, req_timeout_ms=%u, vnet_hdr=%d\n",
 		KNI_ABI_VERSION, kni_kthread_mode_names[kni_kthread_mode],
-		kni_poll_interval_us, kni_req_timeout_ms);
+		kni_poll_interval_us, kni_req_timeout_ms, kni_vnet_hdr_default);
 	return 0;
 }
 

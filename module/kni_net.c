@@ -37,7 +37,7 @@ static size_t kni_fifo_bytes(u32 entries)
 	return ALIGN(sizeof(struct kni_fifo) + entries * sizeof(u32), 64);
 }
 
-static u8 *kni_buf(const struct kni_dev *kd, u32 index)
+u8 *kni_buf(const struct kni_dev *kd, u32 index)
 {
 	return kd->bufs + (size_t)index * kd->buf_size;
 }
@@ -179,7 +179,10 @@ static bool kni_resp_poll(struct kni_dev *kd)
 	return true;
 }
 
-/* Ingress: rx_q -> skb -> stack, buffer -> free_q ------------------------ */
+/*
+ * Ingress: rx_q -> skb -> the stack, or the KNI socket while one is attached;
+ * the buffer goes back on free_q either way.
+ */
 
 /* What happened to one rx_q buffer; counted by kni_rx_poll(). */
 enum kni_rx_result {
@@ -189,28 +192,44 @@ enum kni_rx_result {
 	KNI_RX_NOMEM,
 };
 
-static enum kni_rx_result kni_rx_one(struct kni_dev *kd, u32 index, u32 *bytes)
+static enum kni_rx_result kni_rx_one(struct kni_dev *kd, struct kni_sock *ks,
+				     u32 index, u32 *bytes)
 {
 	struct net_device *dev = kd->netdev;
 	const struct kni_buf *hdr;
 	struct sk_buff *skb;
-	u32 off, len;
+	u32 off, len, flags;
 
 	hdr = (const struct kni_buf *)kni_buf(kd, index);
 	off = READ_ONCE(hdr->data_off);
 	len = READ_ONCE(hdr->data_len);
+	flags = READ_ONCE(hdr->flags);
 	if (off < KNI_BUF_HDR_SIZE || off > kd->buf_size ||
 	    len > kd->buf_size - off || len < ETH_HLEN)
 		return KNI_RX_BAD_LEN;
-	if (!(dev->flags & IFF_UP))
-		return KNI_RX_DOWN;
-	skb = netdev_alloc_skb_ip_align(dev, len);
-	if (!skb)
-		return KNI_RX_NOMEM;
-	skb_put_data(skb, kni_buf(kd, index) + off, len);
-	skb->protocol = eth_type_trans(skb, dev);
-	/* CHECKSUM_NONE: the stack verifies what userspace sent. */
-	netif_rx(skb);
+
+	if (ks) {
+		/* The socket's reader (vhost) takes the frame as it is. */
+		skb = alloc_skb(len, GFP_ATOMIC);
+		if (!skb)
+			return KNI_RX_NOMEM;
+		skb_put_data(skb, kni_buf(kd, index) + off, len);
+		if (flags & KNI_BUF_F_CSUM_VALID)
+			skb->ip_summed = CHECKSUM_UNNECESSARY;
+		kni_sock_rx_queue(ks, skb);
+	} else {
+		if (!(dev->flags & IFF_UP))
+			return KNI_RX_DOWN;
+		skb = netdev_alloc_skb_ip_align(dev, len);
+		if (!skb)
+			return KNI_RX_NOMEM;
+		skb_put_data(skb, kni_buf(kd, index) + off, len);
+		skb->protocol = eth_type_trans(skb, dev);
+		/* Otherwise CHECKSUM_NONE: the stack verifies what userspace sent. */
+		if (flags & KNI_BUF_F_CSUM_VALID)
+			skb->ip_summed = CHECKSUM_UNNECESSARY;
+		netif_rx(skb);
+	}
 	*bytes = len;
 	return KNI_RX_OK;
 }
@@ -218,11 +237,22 @@ static enum kni_rx_result kni_rx_one(struct kni_dev *kd, u32 index, u32 *bytes)
 static bool kni_rx_poll(struct kni_dev *kd)
 {
 	u32 packets = 0, bytes = 0, bad_index = 0, bad_len = 0, down = 0, nomem = 0;
-	bool corrupt = false;
+	bool corrupt = false, sock_full = false;
+	struct kni_sock *ks;
 	u32 n, i;
 
+	/* kni_sock_kill() and detach wait for this section to end. */
+	rcu_read_lock();
+	ks = rcu_dereference(kd->sock);
 	n = min3(kni_ring_avail(&kd->rx_q, &corrupt),
 		 kni_ring_space(&kd->free_q, &corrupt), (u32)KNI_RX_BURST);
+	if (ks && n) {
+		/* Frames wait in rx_q, not in memory, while the reader is behind. */
+		u32 room = kni_sock_rx_room(ks, kd);
+
+		sock_full = room < n;
+		n = min(n, room);
+	}
 
 	for (i = 0; i < n; i++) {
 		u32 index = kni_ring_peek(&kd->rx_q, i);
@@ -232,7 +262,7 @@ static bool kni_rx_poll(struct kni_dev *kd)
 			bad_index++;
 			continue;
 		}
-		switch (kni_rx_one(kd, index, &len)) {
+		switch (kni_rx_one(kd, ks, index, &len)) {
 		case KNI_RX_OK:
 			packets++;
 			bytes += len;
@@ -249,12 +279,16 @@ static bool kni_rx_poll(struct kni_dev *kd)
 		}
 		kni_ring_put(&kd->free_q, index);
 	}
+	if (ks && packets)
+		kni_sock_rx_wake(ks);
+	rcu_read_unlock();
+
 	if (n) {
 		kni_ring_consume(&kd->rx_q, n);
 		kni_ring_publish(&kd->free_q);
 	}
 
-	if (n || corrupt) {
+	if (n || corrupt || sock_full) {
 		u64_stats_update_begin(&kd->rx.syncp);
 		kd->rx.packets += packets;
 		kd->rx.bytes += bytes;
@@ -263,6 +297,7 @@ static bool kni_rx_poll(struct kni_dev *kd)
 		kd->rx.drop_down += down;
 		kd->rx.drop_nomem += nomem;
 		kd->rx.fifo_corrupt += corrupt;
+		kd->rx.sock_full += sock_full;
 		u64_stats_update_end(&kd->rx.syncp);
 	}
 	return n != 0;
@@ -278,55 +313,103 @@ bool kni_dev_poll(struct kni_dev *kd)
 	return busy;
 }
 
-/* Egress: stack -> buffer from alloc_q -> tx_q ---------------------------- */
+/*
+ * Egress: a frame -> buffer from alloc_q -> tx_q. The functions below are for
+ * the owner of tx_q (see struct kni_dev): ndo_start_xmit, or the socket.
+ */
+
+void kni_tx_count(struct kni_dev *kd, u64 *counter, u64 n)
+{
+	u64_stats_update_begin(&kd->tx.syncp);
+	*counter += n;
+	u64_stats_update_end(&kd->tx.syncp);
+}
+
+/* True if n frames can be queued now; otherwise why not is counted. */
+bool kni_tx_room(struct kni_dev *kd, u32 n)
+{
+	bool corrupt = false;
+	u64 *reason = NULL;
+
+	/* Room on tx_q first, so a buffer taken from alloc_q is never lost. */
+	if (kni_ring_space(&kd->tx_q, &corrupt) < n)
+		reason = &kd->tx.drop_tx_q_full;
+	else if (kni_ring_avail(&kd->alloc_q, &corrupt) < n)
+		reason = &kd->tx.drop_no_buf;
+	if (corrupt)
+		kni_tx_count(kd, &kd->tx.fifo_corrupt, 1);
+	if (reason)
+		kni_tx_count(kd, reason, 1);
+	return !reason;
+}
+
+/*
+ * After kni_tx_room(): the frame area of the buffer at the head of alloc_q,
+ * still on alloc_q until kni_tx_push(). NULL if userspace put a bad index
+ * there: that entry is consumed and counted.
+ */
+u8 *kni_tx_next(struct kni_dev *kd, u32 *index)
+{
+	u32 i = kni_ring_peek(&kd->alloc_q, 0);
+
+	if (i >= kd->buf_count) {
+		kni_ring_consume(&kd->alloc_q, 1);
+		kni_tx_count(kd, &kd->tx.drop_bad_index, 1);
+		return NULL;
+	}
+	*index = i;
+	return kni_buf(kd, i) + KNI_BUF_HDR_SIZE;
+}
+
+/* The buffer kni_tx_next() gave holds a frame of len bytes: move it to tx_q. */
+void kni_tx_push(struct kni_dev *kd, u32 index, u32 len)
+{
+	struct kni_buf *hdr = (struct kni_buf *)kni_buf(kd, index);
+
+	WRITE_ONCE(hdr->data_off, KNI_BUF_HDR_SIZE);
+	WRITE_ONCE(hdr->data_len, len);
+	WRITE_ONCE(hdr->flags, 0);
+	kni_ring_consume(&kd->alloc_q, 1);
+	kni_ring_put(&kd->tx_q, index);
+	u64_stats_update_begin(&kd->tx.syncp);
+	kd->tx.packets++;
+	kd->tx.bytes += len;
+	u64_stats_update_end(&kd->tx.syncp);
+}
+
+void kni_tx_publish(struct kni_dev *kd)
+{
+	kni_ring_publish(&kd->tx_q);
+}
 
 static netdev_tx_t kni_start_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct kni_dev *kd = netdev_priv(dev);
-	bool corrupt = false;
-	struct kni_buf *hdr;
 	u32 index, len = skb->len;
+	u8 *frame;
 
-	u64_stats_update_begin(&kd->tx.syncp);
+	/* The socket owns tx_q: see "KNI socket" in docs/abi.md. */
+	if (kd->sock_tx) {
+		kni_tx_count(kd, &kd->tx.drop_sock, 1);
+		goto drop;
+	}
 	if (len > kd->buf_size - KNI_BUF_HDR_SIZE) {
-		kd->tx.drop_too_big++;
+		kni_tx_count(kd, &kd->tx.drop_too_big, 1);
 		goto drop;
 	}
-	/* Room on tx_q first, so a buffer taken from alloc_q is never lost. */
-	if (!kni_ring_space(&kd->tx_q, &corrupt)) {
-		if (corrupt)
-			kd->tx.fifo_corrupt++;
-		kd->tx.drop_tx_q_full++;
+	if (!kni_tx_room(kd, 1))
 		goto drop;
-	}
-	if (!kni_ring_avail(&kd->alloc_q, &corrupt)) {
-		if (corrupt)
-			kd->tx.fifo_corrupt++;
-		kd->tx.drop_no_buf++;
+	frame = kni_tx_next(kd, &index);
+	if (!frame)
 		goto drop;
-	}
-	index = kni_ring_peek(&kd->alloc_q, 0);
-	kni_ring_consume(&kd->alloc_q, 1);
-	if (index >= kd->buf_count) {
-		kd->tx.drop_bad_index++;
-		goto drop;
-	}
-
-	hdr = (struct kni_buf *)kni_buf(kd, index);
-	skb_copy_bits(skb, 0, kni_buf(kd, index) + KNI_BUF_HDR_SIZE, len);
-	WRITE_ONCE(hdr->data_off, KNI_BUF_HDR_SIZE);
-	WRITE_ONCE(hdr->data_len, len);
-	kni_ring_put(&kd->tx_q, index);
-	kni_ring_publish(&kd->tx_q);
-	kd->tx.packets++;
-	kd->tx.bytes += len;
-	u64_stats_update_end(&kd->tx.syncp);
+	skb_copy_bits(skb, 0, frame, len);
+	kni_tx_push(kd, index, len);
+	kni_tx_publish(kd);
 	skb_tx_timestamp(skb);
 	consume_skb(skb);
 	return NETDEV_TX_OK;
 
 drop:
-	u64_stats_update_end(&kd->tx.syncp);
 	kfree_skb(skb);
 	return NETDEV_TX_OK;
 }
@@ -421,6 +504,7 @@ static void kni_read_rx(const struct kni_dev *kd, struct kni_rx_stats *out)
 		out->drop_nomem = kd->rx.drop_nomem;
 		out->drop_down = kd->rx.drop_down;
 		out->fifo_corrupt = kd->rx.fifo_corrupt;
+		out->sock_full = kd->rx.sock_full;
 	} while (u64_stats_fetch_retry(&kd->rx.syncp, start));
 }
 
@@ -437,6 +521,11 @@ static void kni_read_tx(const struct kni_dev *kd, struct kni_tx_stats *out)
 		out->drop_too_big = kd->tx.drop_too_big;
 		out->drop_bad_index = kd->tx.drop_bad_index;
 		out->fifo_corrupt = kd->tx.fifo_corrupt;
+		out->drop_sock = kd->tx.drop_sock;
+		out->drop_bad_vnet_hdr = kd->tx.drop_bad_vnet_hdr;
+		out->drop_gso = kd->tx.drop_gso;
+		out->gso_frames = kd->tx.gso_frames;
+		out->csum_done = kd->tx.csum_done;
 	} while (u64_stats_fetch_retry(&kd->tx.syncp, start));
 }
 
@@ -456,8 +545,9 @@ static void kni_get_stats64(struct net_device *dev, struct rtnl_link_stats64 *s)
 	s->tx_packets = tx.packets;
 	s->tx_bytes = tx.bytes;
 	s->tx_dropped = tx.drop_no_buf + tx.drop_tx_q_full + tx.drop_too_big +
-			tx.drop_bad_index;
-	s->tx_errors = tx.drop_bad_index;
+			tx.drop_bad_index + tx.drop_sock + tx.drop_bad_vnet_hdr +
+			tx.drop_gso;
+	s->tx_errors = tx.drop_bad_index + tx.drop_bad_vnet_hdr;
 }
 
 static const struct net_device_ops kni_netdev_ops = {
@@ -482,9 +572,11 @@ struct kni_dev *kni_dev_from_netdev(struct net_device *dev)
 
 static const char kni_stat_names[][ETH_GSTRING_LEN] = {
 	"rx_packets", "rx_bytes", "rx_drop_bad_index", "rx_drop_bad_len",
-	"rx_drop_nomem", "rx_drop_down", "rx_fifo_corrupt",
+	"rx_drop_nomem", "rx_drop_down", "rx_fifo_corrupt", "rx_sock_full",
 	"tx_packets", "tx_bytes", "tx_drop_no_buf", "tx_drop_tx_q_full",
 	"tx_drop_too_big", "tx_drop_bad_index", "tx_fifo_corrupt",
+	"tx_drop_sock", "tx_drop_bad_vnet_hdr", "tx_drop_gso", "tx_gso_frames",
+	"tx_csum_done",
 	"req_sent", "req_timeout", "req_dropped", "resp_stale",
 };
 
@@ -534,6 +626,7 @@ static void kni_get_ethtool_stats(struct net_device *dev,
 	*p++ = rx.drop_nomem;
 	*p++ = rx.drop_down;
 	*p++ = rx.fifo_corrupt;
+	*p++ = rx.sock_full;
 	*p++ = tx.packets;
 	*p++ = tx.bytes;
 	*p++ = tx.drop_no_buf;
@@ -541,6 +634,11 @@ static void kni_get_ethtool_stats(struct net_device *dev,
 	*p++ = tx.drop_too_big;
 	*p++ = tx.drop_bad_index;
 	*p++ = tx.fifo_corrupt;
+	*p++ = tx.drop_sock;
+	*p++ = tx.drop_bad_vnet_hdr;
+	*p++ = tx.drop_gso;
+	*p++ = tx.gso_frames;
+	*p++ = tx.csum_done;
 	*p++ = req.sent;
 	*p++ = req.timeout;
 	*p++ = req.dropped;
@@ -564,6 +662,8 @@ static void kni_net_setup(struct net_device *dev)
 	dev->netdev_ops = &kni_netdev_ops;
 	dev->ethtool_ops = &kni_ethtool_ops;
 	dev->priv_flags |= IFF_LIVE_ADDR_CHANGE;
+	/* Slot 0 is the driver's: the attributes exist as soon as the device does. */
+	dev->sysfs_groups[0] = &kni_sysfs_group;
 }
 
 static bool kni_str_ok(const char *s, size_t size)
@@ -725,6 +825,8 @@ struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req)
 	kni_ring_init(&kd->free_q, mem, req->free_q_off, req->fifo_entries);
 	kni_ring_init(&kd->req_q, mem, req->req_q_off, KNI_REQ_ENTRIES);
 	kni_ring_init(&kd->resp_q, mem, req->resp_q_off, KNI_REQ_ENTRIES);
+	kd->sock_fd = -1;
+	kd->vnet_hdr = kni_vnet_hdr_default;
 	u64_stats_init(&kd->rx.syncp);
 	u64_stats_init(&kd->tx.syncp);
 	mutex_init(&kd->req_mutex);
@@ -759,6 +861,7 @@ struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req)
 	return kd;
 
 unregister:
+	kni_sock_kill(kd);
 	kni_req_kill(kd);
 	unregister_netdev(dev);
 free_netdev:
@@ -771,8 +874,8 @@ put_mem:
 }
 
 /*
- * Tear an interface down: stop its polling, end any waiting request,
- * unregister it, and drop its reference on the region (mappings keep theirs).
+ * Tear an interface down: stop its polling, detach its socket for good, end
+ * any waiting request, unregister it, and drop its reference on the region (mappings keep theirs).
  */
 void kni_dev_destroy(struct kni_dev *kd)
 {
@@ -782,6 +885,7 @@ void kni_dev_destroy(struct kni_dev *kd)
 
 	kni_ctl_unlink(kd);
 	kni_thread_detach(kd);
+	kni_sock_kill(kd);
 	kni_req_kill(kd);
 	unregister_netdev(dev);
 	free_netdev(dev);

@@ -15,6 +15,20 @@
  * numbers (req_q, resp_q), never addresses. The kernel validates every index,
  * offset and length it reads from the region.
  */
+/*
+ * Per-interface sysfs attributes in /sys/class/net/<name>/ (writing needs
+ * CAP_NET_ADMIN in the interface's network namespace):
+ *
+ *   sock_en   0 or 1. Writing 1 creates the interface's KNI socket (the
+ *             vhost-net backend) and installs a descriptor for it, without
+ *             O_CLOEXEC, in the writing process; -EBUSY if a socket is
+ *             attached. Writing 0 detaches the socket from the interface.
+ *   sock_fd   the descriptor's number in the process that wrote sock_en,
+ *             or -1.
+ *   vnet_hdr  0 or 1: whether the socket carries virtio-net headers. Set
+ *             from the vnet_hdr module parameter at create; -EBUSY while a
+ *             socket is attached.
+ */
 #ifndef KNI_UAPI_H
 #define KNI_UAPI_H
 
@@ -22,7 +36,7 @@
 #include <linux/types.h>
 
 #define KNI_DEVICE_PATH		"/dev/kni"
-#define KNI_ABI_VERSION		2
+#define KNI_ABI_VERSION		3
 
 /* Values of the kthread_mode module parameter, as reported by KNI_IOCTL_INFO. */
 #define KNI_KTHREAD_SINGLE	0
@@ -36,7 +50,7 @@ struct kni_info {
 	__u32 ifaces;		/* out: interfaces alive, all openers together */
 	__u64 shm_bytes;	/* out: shared memory still allocated, mapped or not */
 	__u32 threads;		/* out: kernel threads running */
-	__u32 reserved;		/* in: zero; out: zero */
+	__u32 sockets;		/* out: KNI sockets alive, attached or not */
 };
 
 #define KNI_NAMESIZE		16	/* IFNAMSIZ, NUL included */
@@ -181,12 +195,23 @@ struct kni_fifo {
  * data_len >= 14 (an Ethernet header) for rx_q; otherwise the buffer is
  * dropped (counted) and returned on free_q. A buffer index >= buf_count is
  * dropped (counted) and not returned anywhere.
+ *
+ * flags: on rx_q, KNI_BUF_F_* set by userspace; bits the kernel does not
+ * know are ignored. On tx_q the kernel writes 0.
  */
 struct kni_buf {
 	__u32 data_off;
 	__u32 data_len;
-	__u32 reserved[14];
+	__u32 flags;
+	__u32 reserved[13];
 };
+
+/*
+ * The frame's L3/L4 checksums were verified (or computed) by whoever gave it
+ * to the data plane: the stack gets CHECKSUM_UNNECESSARY, a guest behind the
+ * KNI socket with VNET_HDR gets VIRTIO_NET_HDR_F_DATA_VALID.
+ */
+#define KNI_BUF_F_CSUM_VALID	0x00000001u
 
 /* struct kni_request.type */
 #define KNI_REQ_MTU		1	/* value: new MTU */

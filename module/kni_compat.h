@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Differences between the kernels kni.ko builds for (6.1 and 6.12), as
+ * probed in their headers by Kbuild.
+ */
+#ifndef KNI_COMPAT_H
+#define KNI_COMPAT_H
+
+#include <linux/netdevice.h>
+
+/* 6.5 moved the GSO declarations out of netdevice.h. */
+#ifdef KNI_HAVE_NET_GSO_H
+#include <net/gso.h>
+#endif
+
+/* 6.12 moved asm/unaligned.h to linux/unaligned.h. */
+#ifdef KNI_HAVE_LINUX_UNALIGNED_H
+#include <linux/unaligned.h>
+#else
+#include <asm/unaligned.h>
+#endif
+
+/* 6.5 removed proto_ops.sendpage in favour of sendmsg(MSG_SPLICE_PAGES). */
+#ifdef KNI_HAVE_SENDPAGE
+#define KNI_SOCK_NO_SENDPAGE	.sendpage = sock_no_sendpage,
+#else
+#define KNI_SOCK_NO_SENDPAGE
+#endif
+
+#endif /* KNI_COMPAT_H */

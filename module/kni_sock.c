@@ -1,0 +1,725 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The KNI socket: per interface, a raw socket that the kernel's vhost-net
+ * accepts as the backend of a guest's virtio-net queue (and that qemu can
+ * also read and write itself when vhost is off). Frames the data plane puts
+ * on rx_q go to its receive queue instead of the stack; frames written to it
+ * go to tx_q.
+ *
+ * What vhost-net and qemu demand of it (docs/abi.md, "KNI socket"):
+ *  - a sockfs socket whose sk_family is AF_PACKET and sk_type SOCK_RAW
+ *    (vhost's get_raw_socket() checks exactly that);
+ *  - every proto_ops slot that a syscall calls unchecked filled;
+ *  - skbs on sk_receive_queue, wakeups through sk_data_ready (a keyed
+ *    EPOLLIN wakeup: vhost ignores unkeyed ones), recvmsg returning the exact
+ *    length and honouring MSG_TRUNC, -EAGAIN when empty;
+ *  - sendmsg copying synchronously (vhost's buffers are qemu's user memory,
+ *    valid only during the call) and returning the length;
+ *  - the TUN ioctls qemu sends on a tap fd, answered like tun, with -EINVAL
+ *    for what is not supported; sk_sndbuf never INT_MAX, which would switch
+ *    vhost to batched TUN_MSG_PTR sends meant for tun only.
+ *
+ * Locking. kni_sock_mutex serialises enable, detach, release and interface
+ * destruction, and protects kni_dev.sock, .sock_fd, .vnet_hdr, .sock_dead.
+ * kni_sock.lock protects kni_sock.kd and, while kni_dev.sock_tx is set, the
+ * tx side of the interface (alloc_q, tx_q, tx stats): sendmsg holds it for the
+ * whole copy. The polling thread finds the socket through kni_dev.sock under
+ * RCU; detach waits for a grace period before the socket may go away.
+ * Order: kni_sock_mutex, then kni_sock.lock, then the netdev TX lock;
+ * RTNL is taken before kni_sock.lock (TUNGETIFF) and never under either.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/compat.h>
+#include <linux/etherdevice.h>
+#include <linux/file.h>
+#include <linux/if_tun.h>
+#include <linux/module.h>
+#include <linux/net.h>
+#include <linux/netdevice.h>
+#include <linux/rtnetlink.h>
+#include <linux/skbuff.h>
+#include <linux/uio.h>
+#include <linux/virtio_net.h>
+#include <net/checksum.h>
+#include <net/sock.h>
+
+#include "kni_compat.h"
+#include "kni_internal.h"
+
+/* Largest frame sendmsg accepts with a GSO header: 64 KiB of IP plus L2. */
+#define KNI_SOCK_GSO_MAX	(GSO_MAX_SIZE + VLAN_ETH_HLEN)
+/* Largest virtio-net header size TUNSETVNETHDRSZ accepts. */
+#define KNI_SOCK_HDR_MAX	64
+/* Offloads a guest may use towards us (TUNSETOFFLOAD): all are completed here. */
+#define KNI_SOCK_OFFLOADS	(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
+
+atomic_t kni_live_socks = ATOMIC_INIT(0);
+static DEFINE_MUTEX(kni_sock_mutex);
+
+struct kni_sock {
+	struct sock sk;			/* first: sk_alloc() allocates the whole */
+	struct mutex lock;		/* kd; the tx side while kd->sock_tx */
+	struct kni_dev *kd;		/* NULL once detached */
+	bool vnet_hdr;			/* fixed at enable */
+	int vnet_hdr_sz;		/* TUNSETVNETHDRSZ; READ_ONCE in the data path */
+	int sndbuf;			/* TUNSETSNDBUF, kept apart from sk_sndbuf */
+	unsigned int offload;		/* TUNSETOFFLOAD */
+};
+
+static struct kni_sock *kni_sk(struct sock *sk)
+{
+	return container_of(sk, struct kni_sock, sk);
+}
+
+static struct proto kni_sock_proto = {
+	.name = "kni",
+	.owner = THIS_MODULE,
+	.obj_size = sizeof(struct kni_sock),
+};
+
+/* Receive: the polling thread queues, the reader (vhost, qemu) dequeues ---- */
+
+/* Frames the polling thread may queue now; the bound is the netdev's txqueuelen. */
+u32 kni_sock_rx_room(struct kni_sock *ks, struct kni_dev *kd)
+{
+	u32 limit = max_t(u32, READ_ONCE(kd->netdev->tx_queue_len), 16);
+	u32 queued = skb_queue_len_lockless(&ks->sk.sk_receive_queue);
+
+	return queued < limit ? limit - queued : 0;
+}
+
+void kni_sock_rx_queue(struct kni_sock *ks, struct sk_buff *skb)
+{
+	skb_queue_tail(&ks->sk.sk_receive_queue, skb);
+}
+
+/* sock_def_readable(): an EPOLLIN-keyed wakeup, which vhost's poll needs. */
+void kni_sock_rx_wake(struct kni_sock *ks)
+{
+	ks->sk.sk_data_ready(&ks->sk);
+}
+
+static int kni_sock_recvmsg(struct socket *sock, struct msghdr *m,
+			    size_t total_len, int flags)
+{
+	struct kni_sock *ks = kni_sk(sock->sk);
+	int hlen = ks->vnet_hdr ? READ_ONCE(ks->vnet_hdr_sz) : 0;
+	size_t room = iov_iter_count(&m->msg_iter);
+	struct sk_buff *skb;
+	size_t copy;
+	int err;
+
+	if (flags & ~(MSG_DONTWAIT | MSG_TRUNC | MSG_PEEK | MSG_CMSG_COMPAT))
+		return -EINVAL;
+	if (room < (size_t)hlen)
+		return -EINVAL;
+
+	/* -EAGAIN when empty and non-blocking; NULL and 0 once detached and drained. */
+	skb = skb_recv_datagram(sock->sk, flags, &err);
+	if (!skb)
+		return err;
+
+	if (hlen) {
+		struct virtio_net_hdr vh = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
+
+		/* Frames from rx_q are whole; DATA_VALID spares the guest a check. */
+		if (skb->ip_summed == CHECKSUM_UNNECESSARY)
+			vh.flags = VIRTIO_NET_HDR_F_DATA_VALID;
+		if (copy_to_iter(&vh, sizeof(vh), &m->msg_iter) != sizeof(vh) ||
+		    iov_iter_zero(hlen - sizeof(vh), &m->msg_iter) != hlen - sizeof(vh)) {
+			err = -EFAULT;
+			goto out;
+		}
+		room -= hlen;
+	}
+
+	copy = min_t(size_t, skb->len, room);
+	if (copy < skb->len)
+		m->msg_flags |= MSG_TRUNC;
+	err = skb_copy_datagram_iter(skb, 0, &m->msg_iter, copy);
+	if (!err)
+		err = hlen + ((flags & MSG_TRUNC) ? skb->len : copy);
+out:
+	skb_free_datagram(sock->sk, skb);
+	return err;
+}
+
+/* vhost's busy polling asks this instead of guessing from the queue. */
+static int kni_sock_peek_len(struct socket *sock)
+{
+	struct sk_buff_head *q = &sock->sk->sk_receive_queue;
+	struct sk_buff *skb;
+	unsigned long flags;
+	int len = 0;
+
+	spin_lock_irqsave(&q->lock, flags);
+	skb = skb_peek(q);
+	if (skb)
+		len = skb->len;
+	spin_unlock_irqrestore(&q->lock, flags);
+	return len;
+}
+
+/*
+ * Writable always: sendmsg never waits, it queues or drops (counted). Never
+ * EPOLLERR: vhost refuses a backend whose first poll reports it.
+ */
+static __poll_t kni_sock_poll(struct file *file, struct socket *sock,
+			      poll_table *wait)
+{
+	struct sock *sk = sock->sk;
+	__poll_t mask = EPOLLOUT | EPOLLWRNORM;
+
+	poll_wait(file, sk_sleep(sk), wait);
+	if (!skb_queue_empty_lockless(&sk->sk_receive_queue))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN)
+		mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP;
+	return mask;
+}
+
+/* Transmit: the writer (vhost, qemu) copies into buffers on tx_q ---------- */
+
+/*
+ * Complete a partial checksum (virtio NEEDS_CSUM, CHECKSUM_PARTIAL) in a
+ * frame: the field at start + off holds the pseudo-header sum, the sum of
+ * everything from start on completes it. False if the offsets do not fit.
+ */
+bool kni_csum_complete(u8 *frame, u32 len, u32 start, u32 off)
+{
+	__sum16 sum;
+
+	if (start > len || off > len - start ||
+	    len - start - off < sizeof(__sum16))
+		return false;
+	sum = csum_fold(csum_partial(frame + start, len - start, 0));
+	/* A UDP checksum of 0 means "none"; 0xffff is the same sum for TCP. */
+	put_unaligned(sum ? sum : CSUM_MANGLED_0, (__sum16 *)(frame + start + off));
+	return true;
+}
+
+/* One plain frame straight from the writer's memory into a buffer; ks->lock held. */
+static int kni_sock_tx_one(struct kni_dev *kd, const struct virtio_net_hdr *vh,
+			   struct iov_iter *from, u32 len)
+{
+	u32 index;
+	u8 *frame;
+
+	if (len > kd->buf_size - KNI_BUF_HDR_SIZE) {
+		kni_tx_count(kd, &kd->tx.drop_too_big, 1);
+		return 0;
+	}
+	if (!kni_tx_room(kd, 1))
+		return 0;
+	frame = kni_tx_next(kd, &index);
+	if (!frame)
+		return 0;
+	/* The buffer stays on alloc_q until pushed: a fault loses nothing. */
+	if (!copy_from_iter_full(frame, len, from))
+		return -EFAULT;
+	if (vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		if (!kni_csum_complete(frame, len,
+				       __virtio16_to_cpu(true, vh->csum_start),
+				       __virtio16_to_cpu(true, vh->csum_offset))) {
+			kni_tx_count(kd, &kd->tx.drop_bad_vnet_hdr, 1);
+			return 0;
+		}
+		kni_tx_count(kd, &kd->tx.csum_done, 1);
+	}
+	kni_tx_push(kd, index, len);
+	kni_tx_publish(kd);
+	return 0;
+}
+
+/*
+ * A GSO frame becomes an skb that the kernel's own GSO code validates and
+ * segments in software (features 0: every segment gets full checksums), and
+ * the segments go to tx_q. Only TCP GSO with a partial checksum is taken:
+ * that is what TUNSETOFFLOAD lets the guest send.
+ */
+static struct sk_buff *kni_sock_gso_skb(struct sock *sk,
+					const struct virtio_net_hdr *vh,
+					struct iov_iter *from, u32 len, int *err)
+{
+	u32 linear = min_t(u32, len, SKB_MAX_HEAD(0));
+	struct sk_buff *skb;
+
+	skb = sock_alloc_send_pskb(sk, linear, len - linear, 1, err,
+				   PAGE_ALLOC_COSTLY_ORDER);
+	if (!skb)
+		return NULL;
+	skb_put(skb, linear);
+	skb->data_len = len - linear;
+	skb->len += len - linear;
+	*err = skb_copy_datagram_from_iter(skb, 0, from, len);
+	if (*err)
+		goto free;
+
+	skb_reset_mac_header(skb);
+	skb->protocol = eth_hdr(skb)->h_proto;
+	skb_set_network_header(skb, ETH_HLEN);
+	*err = -EINVAL;
+	if (virtio_net_hdr_to_skb(skb, vh, true) || skb->ip_summed != CHECKSUM_PARTIAL)
+		goto free;
+	*err = 0;
+	return skb;
+free:
+	kfree_skb(skb);
+	return NULL;
+}
+
+/* Segments (or the frame itself if too small to be GSO) into buffers; ks->lock held. */
+static void kni_sock_tx_segs(struct kni_dev *kd, struct sk_buff *skb)
+{
+	u32 cap = kd->buf_size - KNI_BUF_HDR_SIZE;
+	struct sk_buff *segs, *seg;
+	u32 n = 0, index;
+	u8 *frame;
+
+	if (skb_is_gso(skb)) {
+		segs = skb_gso_segment(skb, 0);
+		if (IS_ERR_OR_NULL(segs)) {
+			kni_tx_count(kd, &kd->tx.drop_gso, 1);
+			consume_skb(skb);
+			return;
+		}
+		consume_skb(skb);
+		kni_tx_count(kd, &kd->tx.gso_frames, 1);
+	} else {
+		segs = skb;
+	}
+
+	for (seg = segs; seg; seg = seg->next) {
+		n++;
+		if (seg->len > cap) {
+			kni_tx_count(kd, &kd->tx.drop_too_big, 1);
+			goto free;
+		}
+	}
+	if (!kni_tx_room(kd, n))
+		goto free;
+
+	for (seg = segs; seg; seg = seg->next) {
+		frame = kni_tx_next(kd, &index);
+		if (!frame)
+			continue;
+		skb_copy_bits(seg, 0, frame, seg->len);
+		if (seg->ip_summed == CHECKSUM_PARTIAL) {
+			if (!kni_csum_complete(frame, seg->len,
+					       skb_checksum_start_offset(seg),
+					       seg->csum_offset)) {
+				kni_tx_count(kd, &kd->tx.drop_bad_vnet_hdr, 1);
+				continue;
+			}
+			kni_tx_count(kd, &kd->tx.csum_done, 1);
+		}
+		kni_tx_push(kd, index, seg->len);
+	}
+	kni_tx_publish(kd);
+free:
+	kfree_skb_list(segs);
+}
+
+static bool kni_sock_gso_ok(const struct virtio_net_hdr *vh)
+{
+	switch (vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) {
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		/* Without NEEDS_CSUM the kernel's GSO code would warn. */
+		return vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	default:
+		return false;
+	}
+}
+
+static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_len)
+{
+	struct kni_sock *ks = kni_sk(sock->sk);
+	struct virtio_net_hdr vh = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
+	size_t len = iov_iter_count(&m->msg_iter);
+	struct sk_buff *skb = NULL;
+	u64 *drop = NULL;
+	struct kni_dev *kd;
+	int err = 0;
+
+	/*
+	 * No ancillary data: in particular not vhost's TUN_MSG_PTR batches,
+	 * which it only sends when sk_sndbuf is INT_MAX (never here).
+	 */
+	if (m->msg_controllen)
+		return -EINVAL;
+	if (ks->vnet_hdr) {
+		int hlen = READ_ONCE(ks->vnet_hdr_sz);
+
+		if (len < (size_t)hlen)
+			return -EINVAL;
+		if (!copy_from_iter_full(&vh, sizeof(vh), &m->msg_iter))
+			return -EFAULT;
+		iov_iter_advance(&m->msg_iter, hlen - sizeof(vh));
+		len -= hlen;
+	}
+	if (len < ETH_HLEN)
+		return -EINVAL;
+
+	mutex_lock(&ks->lock);
+	kd = ks->kd;
+	if (!kd) {
+		err = -ENODEV;
+		goto unlock;
+	}
+	if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+		err = kni_sock_tx_one(kd, &vh, &m->msg_iter, len);
+		goto unlock;
+	}
+	if (!kni_sock_gso_ok(&vh) || len > KNI_SOCK_GSO_MAX) {
+		drop = &kd->tx.drop_bad_vnet_hdr;
+		goto unlock;
+	}
+	skb = kni_sock_gso_skb(sock->sk, &vh, &m->msg_iter, len, &err);
+	if (skb) {
+		kni_sock_tx_segs(kd, skb);
+	} else if (err != -EFAULT) {
+		drop = err == -EINVAL ? &kd->tx.drop_bad_vnet_hdr : &kd->tx.drop_gso;
+		err = 0;
+	}
+unlock:
+	if (drop)
+		kni_tx_count(kd, drop, 1);
+	mutex_unlock(&ks->lock);
+	return err ? err : total_len;
+}
+
+/* TUN ioctls --------------------------------------------------------------- */
+
+static unsigned short kni_sock_tun_flags(const struct kni_sock *ks)
+{
+	return IFF_TAP | IFF_NO_PI | (ks->vnet_hdr ? IFF_VNET_HDR : 0);
+}
+
+static int kni_sock_getiff(struct kni_sock *ks, void __user *argp)
+{
+	struct ifreq ifr = {};
+	int err = 0;
+
+	/* RTNL: the name cannot change while it is copied. */
+	rtnl_lock();
+	mutex_lock(&ks->lock);
+	if (ks->kd)
+		strscpy(ifr.ifr_name, ks->kd->netdev->name, sizeof(ifr.ifr_name));
+	else
+		err = -EBADFD;
+	mutex_unlock(&ks->lock);
+	rtnl_unlock();
+	if (err)
+		return err;
+	ifr.ifr_flags = kni_sock_tun_flags(ks);
+	return copy_to_user(argp, &ifr, sizeof(ifr)) ? -EFAULT : 0;
+}
+
+static int kni_sock_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
+{
+	struct kni_sock *ks = kni_sk(sock->sk);
+	void __user *argp = (void __user *)arg;
+	int __user *ip = argp;
+	struct ifreq ifr;
+	int val;
+
+	switch (cmd) {
+	case TUNGETIFF:
+		return kni_sock_getiff(ks, argp);
+	case TUNSETIFF:
+		/* The socket is what it is: accept only a request for exactly that. */
+		if (copy_from_user(&ifr, argp, sizeof(ifr)))
+			return -EFAULT;
+		return ifr.ifr_flags == kni_sock_tun_flags(ks) ? 0 : -EINVAL;
+	case TUNGETFEATURES:
+		return put_user((unsigned int)kni_sock_tun_flags(ks), (unsigned int __user *)argp);
+	case TUNSETOFFLOAD:
+		/* qemu probes with 0 and stays quiet on -EINVAL: no offloads without headers. */
+		if (!ks->vnet_hdr || (arg & ~KNI_SOCK_OFFLOADS))
+			return -EINVAL;
+		WRITE_ONCE(ks->offload, arg);
+		return 0;
+	case TUNGETVNETHDRSZ:
+		return put_user(READ_ONCE(ks->vnet_hdr_sz), ip);
+	case TUNSETVNETHDRSZ:
+		if (get_user(val, ip))
+			return -EFAULT;
+		if (val < (int)sizeof(struct virtio_net_hdr) || val > KNI_SOCK_HDR_MAX)
+			return -EINVAL;
+		WRITE_ONCE(ks->vnet_hdr_sz, val);
+		return 0;
+	case TUNGETSNDBUF:
+		return put_user(READ_ONCE(ks->sndbuf), ip);
+	case TUNSETSNDBUF:
+		/* Kept, reported, never copied to sk_sndbuf (see the top of this file). */
+		if (get_user(val, ip))
+			return -EFAULT;
+		if (val <= 0)
+			return -EINVAL;
+		WRITE_ONCE(ks->sndbuf, val);
+		return 0;
+	}
+	/* Other tun ioctls (queues, endianness, filters): -EINVAL, as qemu expects. */
+	if (_IOC_TYPE(cmd) == 'T')
+		return -EINVAL;
+	/* Socket and device ioctls: the generic code may know them. */
+	return -ENOIOCTLCMD;
+}
+
+#ifdef CONFIG_COMPAT
+static int kni_sock_compat_ioctl(struct socket *sock, unsigned int cmd,
+				 unsigned long arg)
+{
+	/* TUNSETOFFLOAD passes a value, the others a pointer. */
+	if (cmd == TUNSETOFFLOAD)
+		return kni_sock_ioctl(sock, cmd, arg);
+	return kni_sock_ioctl(sock, cmd, (unsigned long)compat_ptr(arg));
+}
+#endif
+
+static int kni_sock_setsockopt(struct socket *sock, int level, int optname,
+			       sockptr_t optval, unsigned int optlen)
+{
+	return -ENOPROTOOPT;
+}
+
+static int kni_sock_getsockopt(struct socket *sock, int level, int optname,
+			       char __user *optval, int __user *optlen)
+{
+	return -ENOPROTOOPT;
+}
+
+static void kni_sock_show_fdinfo(struct seq_file *m, struct socket *sock)
+{
+	struct kni_sock *ks = kni_sk(sock->sk);
+
+	mutex_lock(&ks->lock);
+	seq_printf(m, "kni-iface:\t%s\n", ks->kd ? ks->kd->netdev->name : "");
+	mutex_unlock(&ks->lock);
+	seq_printf(m, "kni-vnet-hdr:\t%d\n", ks->vnet_hdr ? READ_ONCE(ks->vnet_hdr_sz) : 0);
+}
+
+/* Attach and detach --------------------------------------------------------- */
+
+/*
+ * Detach the socket from kd, if one is attached: after this no sendmsg
+ * touches kd, tx_q belongs to ndo_start_xmit again, the polling thread no
+ * longer queues to the socket, and a blocked reader wakes up to EOF.
+ */
+static void __kni_sock_unbind(struct kni_dev *kd)
+{
+	struct kni_sock *ks;
+
+	lockdep_assert_held(&kni_sock_mutex);
+	ks = rcu_dereference_protected(kd->sock, lockdep_is_held(&kni_sock_mutex));
+	if (!ks)
+		return;
+
+	mutex_lock(&ks->lock);		/* waits for a sendmsg in progress */
+	ks->kd = NULL;
+	mutex_unlock(&ks->lock);
+	netif_tx_lock_bh(kd->netdev);
+	kd->sock_tx = false;
+	netif_tx_unlock_bh(kd->netdev);
+
+	RCU_INIT_POINTER(kd->sock, NULL);
+	kd->sock_fd = -1;
+	synchronize_rcu();		/* pairs with rcu_read_lock() in kni_rx_poll() */
+
+	WRITE_ONCE(ks->sk.sk_shutdown, ks->sk.sk_shutdown | RCV_SHUTDOWN);
+	ks->sk.sk_state_change(&ks->sk);
+}
+
+static int kni_sock_release(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	struct kni_sock *ks;
+
+	if (!sk)
+		return 0;
+	ks = kni_sk(sk);
+
+	mutex_lock(&kni_sock_mutex);
+	if (ks->kd)
+		__kni_sock_unbind(ks->kd);
+	mutex_unlock(&kni_sock_mutex);
+
+	skb_queue_purge(&sk->sk_receive_queue);
+	sock_orphan(sk);
+	sock->sk = NULL;
+	sock_put(sk);
+	return 0;
+}
+
+static const struct proto_ops kni_sock_ops = {
+	.family		= PF_PACKET,
+	.owner		= THIS_MODULE,
+	.release	= kni_sock_release,
+	.bind		= sock_no_bind,
+	.connect	= sock_no_connect,
+	.socketpair	= sock_no_socketpair,
+	.accept		= sock_no_accept,
+	.getname	= sock_no_getname,
+	.poll		= kni_sock_poll,
+	.ioctl		= kni_sock_ioctl,
+#ifdef CONFIG_COMPAT
+	.compat_ioctl	= kni_sock_compat_ioctl,
+#endif
+	.gettstamp	= sock_gettstamp,
+	.listen		= sock_no_listen,
+	.shutdown	= sock_no_shutdown,
+	.setsockopt	= kni_sock_setsockopt,
+	.getsockopt	= kni_sock_getsockopt,
+	.show_fdinfo	= kni_sock_show_fdinfo,
+	.sendmsg	= kni_sock_sendmsg,
+	.recvmsg	= kni_sock_recvmsg,
+	.mmap		= sock_no_mmap,
+	KNI_SOCK_NO_SENDPAGE
+	.sendmsg_locked	= sock_no_sendmsg_locked,
+	.peek_len	= kni_sock_peek_len,
+};
+
+static void kni_sock_destruct(struct sock *sk)
+{
+	skb_queue_purge(&sk->sk_receive_queue);
+	atomic_dec(&kni_live_socks);
+}
+
+/* A socket with its ops and data initialised, not yet attached; NULL on failure. */
+static struct socket *kni_sock_alloc(struct kni_dev *kd, int *err)
+{
+	struct kni_sock *ks;
+	struct socket *sock;
+	struct sock *sk;
+
+	*err = sock_create_lite(PF_PACKET, SOCK_RAW, 0, &sock);
+	if (*err)
+		return NULL;
+	sk = sk_alloc(dev_net(kd->netdev), PF_PACKET, GFP_KERNEL, &kni_sock_proto, 0);
+	if (!sk) {
+		sock_release(sock);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	/* __sock_release() drops a module reference for ops->owner. */
+	__module_get(THIS_MODULE);
+	sock->ops = &kni_sock_ops;
+	sock_init_data(sock, sk);
+	sk->sk_destruct = kni_sock_destruct;
+	atomic_inc(&kni_live_socks);
+
+	ks = kni_sk(sk);
+	mutex_init(&ks->lock);
+	ks->vnet_hdr = kd->vnet_hdr;
+	ks->vnet_hdr_sz = sizeof(struct virtio_net_hdr);
+	ks->sndbuf = sk->sk_sndbuf;
+	return sock;
+}
+
+/*
+ * sock_en = 1: create the socket, attach it, and install a descriptor for it
+ * in the calling process (no O_CLOEXEC: it is meant to be inherited by qemu).
+ * Returns the descriptor or -errno.
+ */
+int kni_sock_enable(struct kni_dev *kd)
+{
+	struct socket *sock;
+	struct file *file;
+	struct kni_sock *ks;
+	int fd, err;
+
+	mutex_lock(&kni_sock_mutex);
+	if (kd->sock_dead) {
+		err = -ENODEV;
+		goto unlock;
+	}
+	if (rcu_access_pointer(kd->sock)) {
+		err = -EBUSY;
+		goto unlock;
+	}
+	fd = get_unused_fd_flags(0);
+	if (fd < 0) {
+		err = fd;
+		goto unlock;
+	}
+	sock = kni_sock_alloc(kd, &err);
+	if (!sock)
+		goto put_fd;
+	/* On failure this releases the socket itself. */
+	file = sock_alloc_file(sock, 0, NULL);
+	if (IS_ERR(file)) {
+		err = PTR_ERR(file);
+		goto put_fd;
+	}
+
+	ks = kni_sk(sock->sk);
+	ks->kd = kd;
+	netif_tx_lock_bh(kd->netdev);
+	kd->sock_tx = true;
+	netif_tx_unlock_bh(kd->netdev);
+	rcu_assign_pointer(kd->sock, ks);
+	kd->sock_fd = fd;
+	/* Last: from here on userspace may use, and close, the descriptor. */
+	fd_install(fd, file);
+	mutex_unlock(&kni_sock_mutex);
+	return fd;
+
+put_fd:
+	put_unused_fd(fd);
+unlock:
+	mutex_unlock(&kni_sock_mutex);
+	return err;
+}
+
+/* sock_en = 0: the socket lives on in whoever holds it, detached. */
+int kni_sock_disable(struct kni_dev *kd)
+{
+	mutex_lock(&kni_sock_mutex);
+	__kni_sock_unbind(kd);
+	mutex_unlock(&kni_sock_mutex);
+	return 0;
+}
+
+/* The interface is going away: detach its socket and refuse new ones. */
+void kni_sock_kill(struct kni_dev *kd)
+{
+	mutex_lock(&kni_sock_mutex);
+	kd->sock_dead = true;
+	__kni_sock_unbind(kd);
+	mutex_unlock(&kni_sock_mutex);
+}
+
+int kni_sock_fd(struct kni_dev *kd)
+{
+	int fd;
+
+	mutex_lock(&kni_sock_mutex);
+	fd = kd->sock_fd;
+	mutex_unlock(&kni_sock_mutex);
+	return fd;
+}
+
+int kni_sock_set_vnet_hdr(struct kni_dev *kd, bool on)
+{
+	int err = 0;
+
+	mutex_lock(&kni_sock_mutex);
+	if (rcu_access_pointer(kd->sock))
+		err = -EBUSY;
+	else
+		kd->vnet_hdr = on;
+	mutex_unlock(&kni_sock_mutex);
+	return err;
+}
+
+bool kni_sock_get_vnet_hdr(struct kni_dev *kd)
+{
+	bool on;
+
+	mutex_lock(&kni_sock_mutex);
+	on = kd->vnet_hdr;
+	mutex_unlock(&kni_sock_mutex);
+	return on;
+}
