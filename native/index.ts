@@ -1,7 +1,7 @@
 // Typed API over the raw binding: the only module the rest of kniv imports.
 // Inputs are validated here with zod; the binding only converts them.
 import { EventEmitter } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { z } from 'zod';
@@ -20,6 +20,7 @@ interface RawRequest { seq: number; type: number; notify: boolean; value: number
 interface RawBinding {
   abiVersion: number;
   info(path?: string): ModuleInfo;
+  enableSocket(ifname: string): number;
   Control: new (path?: string) => { create(o: object): RawInterface; close(): void };
   DataPlane: new (
     links: { iface: RawInterface; port: Port }[],
@@ -74,6 +75,8 @@ export interface ModuleInfo {
   sharedMemoryBytes: number;
   /** Kernel threads running. */
   threads: number;
+  /** KNI sockets alive (attached to an interface or not). */
+  sockets: number;
 }
 
 /** Ask the loaded kni.ko what it is, through KNI_IOCTL_INFO on /dev/kni. */
@@ -83,7 +86,10 @@ export function moduleInfo(devicePath?: string): ModuleInfo {
 
 const isPowerOfTwo = (n: number) => n > 0 && (n & (n - 1)) === 0;
 const MacSchema = z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'a MAC address like 02:00:00:00:00:01');
-const IfNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'an interface name: 1 to 15 letters, digits, _ . or -');
+const IfNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'an interface name: 1 to 15 letters, digits, _ . or -')
+  .refine((n) => n !== '.' && n !== '..', 'an interface name, not . or ..');
 const InfoStringSchema = z.string().max(31).regex(/^[\x20-\x7e]*$/, 'printable ASCII');
 
 export const InterfaceOptionsSchema = z.object({
@@ -115,6 +121,46 @@ export const PortSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 export type Port = z.output<typeof PortSchema>;
+
+const sockAttr = (ifname: string, attr: string) => `/sys/class/net/${IfNameSchema.parse(ifname)}/${attr}`;
+
+/** An interface's KNI socket as sysfs shows it. */
+export interface SocketStatus {
+  enabled: boolean;
+  /** Its descriptor number in the process that enabled it, or -1. */
+  fd: number;
+  vnetHdr: boolean;
+}
+
+/**
+ * Enables `ifname`'s KNI socket (the vhost-net backend) in this process and
+ * returns its descriptor, marked close-on-exec so that only the child it is
+ * handed to (through a stdio slot) gets it. Close it with closeFd() once the
+ * child has it. EBUSY if the interface already has a socket.
+ */
+export function enableSocket(ifname: string): number {
+  return wrap(() => raw.enableSocket(IfNameSchema.parse(ifname)));
+}
+
+/** Detaches `ifname`'s socket; whoever holds it keeps a socket that carries nothing. */
+export function disableSocket(ifname: string): void {
+  writeFileSync(sockAttr(ifname, 'sock_en'), '0');
+}
+
+/** Sets whether `ifname`'s next socket carries virtio-net headers; EBUSY while one is enabled. */
+export function setVnetHdr(ifname: string, on: boolean): void {
+  writeFileSync(sockAttr(ifname, 'vnet_hdr'), on ? '1' : '0');
+}
+
+export function socketStatus(ifname: string): SocketStatus {
+  const read = (attr: string) => readFileSync(sockAttr(ifname, attr), 'utf8').trim();
+  return { enabled: read('sock_en') === '1', fd: Number(read('sock_fd')), vnetHdr: read('vnet_hdr') === '1' };
+}
+
+/** Closes a descriptor enableSocket() returned. */
+export function closeFd(fd: number): void {
+  closeSync(fd);
+}
 
 export const REQUEST_TYPES = { 1: 'mtu', 2: 'link', 3: 'mac', 4: 'promisc', 5: 'allmulti' } as const;
 export type RequestType = (typeof REQUEST_TYPES)[keyof typeof REQUEST_TYPES];

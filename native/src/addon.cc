@@ -3,9 +3,11 @@
 // arrive validated by native/index.ts; here they are only converted.
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -55,7 +57,37 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("interfaces", ki.ifaces);
   out.Set("sharedMemoryBytes", Napi::Number::New(env, static_cast<double>(ki.shm_bytes)));
   out.Set("threads", ki.threads);
+  out.Set("sockets", ki.sockets);
   return out;
+}
+
+// Writes sock_en = 1 for the named interface, which installs the KNI socket's
+// descriptor in this process without O_CLOEXEC, and marks it close-on-exec at
+// once so that no child node spawns inherits it by accident; a launcher hands
+// it to qemu through a stdio slot (dup2 clears the flag in the child).
+Napi::Value EnableSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string dir = "/sys/class/net/" + info[0].As<Napi::String>().Utf8Value() + "/";
+  int en = open((dir + "sock_en").c_str(), O_WRONLY | O_CLOEXEC);
+  if (en < 0) throw SystemError(env, errno, "open");
+  ssize_t w = write(en, "1", 1);
+  int err = errno;
+  close(en);
+  if (w < 0) throw SystemError(env, err, "write");
+
+  char buf[32] = {};
+  int rd = open((dir + "sock_fd").c_str(), O_RDONLY | O_CLOEXEC);
+  if (rd < 0) throw SystemError(env, errno, "open");
+  ssize_t n = read(rd, buf, sizeof(buf) - 1);
+  err = errno;
+  close(rd);
+  if (n < 0) throw SystemError(env, err, "read");
+  int fd = std::atoi(buf);
+  struct stat st;
+  // Another writer may have detached it meanwhile: only a socket of ours will do.
+  if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) throw SystemError(env, ENOENT, "sock_fd");
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) throw SystemError(env, errno, "fcntl");
+  return Napi::Number::New(env, fd);
 }
 
 class InterfaceWrap : public Napi::ObjectWrap<InterfaceWrap> {
@@ -277,6 +309,7 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, KNI_ABI_VERSION));
   exports.Set("info", Napi::Function::New(env, kniv::Info, "info"));
+  exports.Set("enableSocket", Napi::Function::New(env, kniv::EnableSocket, "enableSocket"));
   kniv::InterfaceWrap::Init(env, exports);
   kniv::ControlWrap::Init(env, exports);
   kniv::DataPlaneWrap::Init(env, exports);
