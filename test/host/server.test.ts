@@ -4,7 +4,7 @@ import { systemFacts, type SystemFacts } from '../../server/system.js';
 
 const facts: SystemFacts = {
   kernel: '6.1.0-56-amd64',
-  kni: { loaded: true, abiVersion: 2, kthreadMode: 'multiple' },
+  kni: { loaded: true, abiVersion: 3, kthreadMode: 'multiple' },
   kvm: false,
   vhostNet: true,
 };

@@ -24,7 +24,7 @@ test('kniv start serves /health from the appliance VM on the host, and Ctrl-C st
   const body = (await res.json()) as { kernel: string; kni: { loaded: boolean; abiVersion: number } };
   t.is(body.kernel, kernel('6.1').release);
   t.true(body.kni.loaded);
-  t.is(body.kni.abiVersion, 2);
+  t.is(body.kni.abiVersion, 3);
 
   const qemu = childrenNamed(child.pid!, 'qemu-system');
   t.is(qemu.length, 1);

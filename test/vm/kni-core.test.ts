@@ -5,50 +5,13 @@
 // must leave no kernel warning in the log.
 import test from 'ava';
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { release, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { projectRoot } from '../../qemu/paths.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { buildProbe, currentMode, kernelLogSince, kernelProblem, kniKo, loadKni, probeInfo, runProbe } from '../lib/probe.js';
 
-const moduleDir = join(projectRoot, 'module');
-const kniKo = join(projectRoot, 'build', 'module', release(), 'kni.ko');
-const probe = join(mkdtempSync(join(tmpdir(), 'kni-core-')), 'kni-probe');
-const kernelProblem = /BUG:|WARNING:|Oops|general protection fault|refcount_t|list_del corruption|KASAN|lockdep|possible recursive locking|circular locking/;
-
-interface ProbeResult {
-  exitCode: number | undefined;
-  failed: string[];
-  passed: number;
-  output: string;
-}
-
-async function runProbe(...args: string[]): Promise<ProbeResult> {
-  const r = await execa(probe, args, { cwd: projectRoot, reject: false, all: true, timeout: 240_000 });
-  const output = r.all ?? '';
-  const lines = output.split('\n');
-  return {
-    exitCode: r.exitCode,
-    failed: lines.filter((l) => l.startsWith('not ok')),
-    passed: lines.filter((l) => l.startsWith('ok')).length,
-    output,
-  };
-}
-
-async function kernelLog(): Promise<string> {
-  return (await execa('dmesg', [], { reject: false })).stdout;
-}
-
-function currentMode(): string {
-  return readFileSync('/sys/module/kni/parameters/kthread_mode', 'utf8').trim();
-}
-
-async function loadKni(params: string[]): Promise<void> {
-  if (existsSync('/sys/module/kni')) await execa('rmmod', ['kni']);
-  await execa('insmod', [kniKo, ...params]);
-}
+let probe = '';
 
 test.before(async () => {
-  await execa('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', `-I${moduleDir}`, '-o', probe, join(projectRoot, 'test', 'fixtures', 'kni-probe.c'), '-lpthread']);
+  probe = await buildProbe('kni-probe');
 });
 
 test.after.always(async () => {
@@ -68,8 +31,8 @@ test.serial('kni.ko refuses bad parameter values and loads with good ones', asyn
   t.is(readFileSync('/sys/module/kni/parameters/poll_interval_us', 'utf8').trim(), '50');
   t.is(readFileSync('/sys/module/kni/parameters/req_timeout_ms', 'utf8').trim(), '1500');
   await loadKni([]);
-  const info = JSON.parse((await execa(probe, ['info'])).stdout) as Record<string, number>;
-  t.deepEqual(info, { abiVersion: 2, kthreadMode: 0, ifaces: 0, shmBytes: 0, threads: 0 });
+  const info = await probeInfo(probe);
+  t.deepEqual(info, { abiVersion: 3, kthreadMode: 0, ifaces: 0, shmBytes: 0, threads: 0, sockets: 0 });
 });
 
 const scenarios: Array<[string, string[], number]> = [
@@ -87,16 +50,16 @@ for (const mode of ['single', 'multiple']) {
     test.serial(`kthread_mode=${mode}: ${title}`, async (t) => {
       if (currentMode() !== mode) await loadKni([`kthread_mode=${mode}`]);
       t.is(currentMode(), mode);
-      const before = (await kernelLog()).split('\n').length;
-      const r = await runProbe(...args);
-      const newLog = (await kernelLog()).split('\n').slice(before - 1).join('\n');
+      const logSince = await kernelLogSince();
+      const r = await runProbe(probe, ...args);
+      const newLog = await logSince();
       if (r.exitCode !== 0 || r.failed.length > 0) t.log(r.output);
       t.deepEqual(r.failed, []);
       t.is(r.exitCode, 0);
       t.true(r.passed >= minPassed, `${r.passed} checks passed, expected at least ${minPassed}`);
       t.notRegex(newLog, kernelProblem);
-      const info = JSON.parse((await execa(probe, ['info'])).stdout) as Record<string, number>;
-      t.like(info, { ifaces: 0, shmBytes: 0, threads: 0 });
+      const info = await probeInfo(probe);
+      t.like(info, { ifaces: 0, shmBytes: 0, threads: 0, sockets: 0 });
     });
   }
 }

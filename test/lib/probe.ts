@@ -1,0 +1,67 @@
+// The C probes of kni.ko (test/fixtures/*.c) and what their tests share:
+// building them, running them, reading the kernel log, reloading the module.
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { projectRoot } from '../../qemu/paths.js';
+
+export const kniKo = join(projectRoot, 'build', 'module', release(), 'kni.ko');
+
+/** What in the kernel log fails a test: the appliance VM's list, plus lockdep's. */
+export const kernelProblem = /BUG:|WARNING:|Oops|general protection fault|refcount_t|list_del corruption|KASAN|lockdep|possible recursive locking|circular locking/;
+
+/** Compiles test/fixtures/<name>.c with the shared helpers into a temporary directory. */
+export async function buildProbe(name: string): Promise<string> {
+  const fixtures = join(projectRoot, 'test', 'fixtures');
+  const out = join(mkdtempSync(join(tmpdir(), `${name}-`)), name);
+  await execa('gcc', [
+    '-O2', '-Wall', '-Wextra', '-Werror', `-I${join(projectRoot, 'module')}`, '-o', out,
+    join(fixtures, `${name}.c`), join(fixtures, 'kni-probe-lib.c'), '-lpthread',
+  ]);
+  return out;
+}
+
+export interface ProbeResult {
+  exitCode: number | undefined;
+  failed: string[];
+  passed: number;
+  output: string;
+}
+
+export async function runProbe(probe: string, ...args: string[]): Promise<ProbeResult> {
+  const r = await execa(probe, args, { cwd: projectRoot, reject: false, all: true, timeout: 240_000 });
+  const output = r.all ?? '';
+  const lines = output.split('\n');
+  return {
+    exitCode: r.exitCode,
+    failed: lines.filter((l) => l.startsWith('not ok')),
+    passed: lines.filter((l) => l.startsWith('ok')).length,
+    output,
+  };
+}
+
+export async function kernelLog(): Promise<string> {
+  return (await execa('dmesg', [], { reject: false })).stdout;
+}
+
+/** The kernel log from now on: call the returned function to read what was added. */
+export async function kernelLogSince(): Promise<() => Promise<string>> {
+  const before = (await kernelLog()).split('\n').length;
+  return async () => (await kernelLog()).split('\n').slice(before - 1).join('\n');
+}
+
+export function currentMode(): string {
+  return readFileSync('/sys/module/kni/parameters/kthread_mode', 'utf8').trim();
+}
+
+/** (Re)loads kni.ko with these parameters. */
+export async function loadKni(params: string[]): Promise<void> {
+  if (existsSync('/sys/module/kni')) await execa('rmmod', ['kni']);
+  await execa('insmod', [kniKo, ...params]);
+}
+
+/** KNI_IOCTL_INFO through the probe, as JSON. */
+export async function probeInfo(probe: string): Promise<Record<string, number>> {
+  return JSON.parse((await execa(probe, ['info'])).stdout) as Record<string, number>;
+}

@@ -1,0 +1,63 @@
+// The KNI socket, kernel side: sock_en/sock_fd/vnet_hdr, what vhost-net and
+// qemu demand of the socket, VNET_HDR honoured (checksums, GSO), hostile use,
+// and teardown races — driven by test/fixtures/kni-sock-probe.c inside the
+// appliance VM, in both kthread modes, with no kernel warning allowed.
+import test from 'ava';
+import { existsSync } from 'node:fs';
+import { buildProbe, currentMode, kernelLogSince, kernelProblem, kniKo, loadKni, probeInfo, runProbe } from '../lib/probe.js';
+
+let probe = '';
+let core = '';
+
+test.before(async () => {
+  probe = await buildProbe('kni-sock-probe');
+  core = await buildProbe('kni-probe');
+});
+
+test.after.always(async () => {
+  if (existsSync(kniKo) && (!existsSync('/sys/module/kni') || currentMode() !== 'single')) await loadKni([]);
+});
+
+const scenarios: Array<[string, string[], number]> = [
+  ['sysfs, socket identity, TUN ioctls, hostile calls, frames both ways, detach', ['basic'], 70],
+  ['VNET_HDR: headers out, checksums completed and TSO frames segmented in', ['vnet'], 25],
+  ['20000 random virtio headers and frames', ['fuzz', '20000'], 4],
+  ['teardown races: release, close, detach and kill -9 under traffic', ['races', '20'], 5],
+];
+
+for (const mode of ['single', 'multiple']) {
+  for (const [title, args, minPassed] of scenarios) {
+    test.serial(`kthread_mode=${mode}: ${title}`, async (t) => {
+      if (!existsSync('/sys/module/kni') || currentMode() !== mode) await loadKni([`kthread_mode=${mode}`]);
+      const logSince = await kernelLogSince();
+      const r = await runProbe(probe, ...args);
+      const newLog = await logSince();
+      if (r.exitCode !== 0 || r.failed.length > 0) t.log(r.output);
+      t.deepEqual(r.failed, []);
+      t.is(r.exitCode, 0);
+      t.true(r.passed >= minPassed, `${r.passed} checks passed, expected at least ${minPassed}`);
+      t.notRegex(newLog, kernelProblem);
+      t.like(await probeInfo(core), { ifaces: 0, shmBytes: 0, sockets: 0 });
+    });
+  }
+}
+
+test.serial('rmmod is refused while a socket exists and succeeds after', async (t) => {
+  if (!existsSync('/sys/module/kni')) await loadKni([]);
+  const logSince = await kernelLogSince();
+  const r = await runProbe(probe, 'rmmod', kniKo);
+  if (r.exitCode !== 0) t.log(r.output);
+  t.deepEqual(r.failed, []);
+  t.is(r.passed, 6);
+  t.notRegex(await logSince(), kernelProblem);
+  t.true(existsSync('/dev/kni'));
+});
+
+test.serial('the vnet_hdr module parameter sets the default of new interfaces', async (t) => {
+  await loadKni(['vnet_hdr=1']);
+  t.teardown(() => loadKni([]));
+  const r = await runProbe(probe, 'default-vnet');
+  if (r.exitCode !== 0) t.log(r.output);
+  t.deepEqual(r.failed, []);
+  t.true(r.passed >= 2);
+});
