@@ -1,5 +1,6 @@
 // The C probes of kni.ko (test/fixtures/*.c) and what their tests share:
 // building them, running them, reading the kernel log, reloading the module.
+import type { TestFn } from 'ava';
 import { execa } from 'execa';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
@@ -64,4 +65,38 @@ export async function loadKni(params: string[]): Promise<void> {
 /** KNI_IOCTL_INFO through the probe, as JSON. */
 export async function probeInfo(probe: string): Promise<Record<string, number>> {
   return JSON.parse((await execa(probe, ['info'])).stdout) as Record<string, number>;
+}
+
+/** A probe subcommand and the number of checks it must at least pass. */
+export type ProbeScenario = [title: string, args: string[], minPassed: number];
+
+/**
+ * One serial ava test per scenario and kthread mode: the module is loaded in
+ * that mode, the probe's checks must all pass, the kernel log must stay clean,
+ * and nothing may be left alive afterwards (asked through `infoProbe`, a
+ * kni-probe binary).
+ */
+export function probeScenarioTests(
+  test: TestFn,
+  probe: () => string,
+  infoProbe: () => string,
+  scenarios: readonly ProbeScenario[],
+): void {
+  for (const mode of ['single', 'multiple']) {
+    for (const [title, args, minPassed] of scenarios) {
+      test.serial(`kthread_mode=${mode}: ${title}`, async (t) => {
+        if (!existsSync('/sys/module/kni') || currentMode() !== mode) await loadKni([`kthread_mode=${mode}`]);
+        t.is(currentMode(), mode);
+        const logSince = await kernelLogSince();
+        const r = await runProbe(probe(), ...args);
+        const newLog = await logSince();
+        if (r.exitCode !== 0 || r.failed.length > 0) t.log(r.output);
+        t.deepEqual(r.failed, []);
+        t.is(r.exitCode, 0);
+        t.true(r.passed >= minPassed, `${r.passed} checks passed, expected at least ${minPassed}`);
+        t.notRegex(newLog, kernelProblem);
+        t.like(await probeInfo(infoProbe()), { ifaces: 0, shmBytes: 0, threads: 0, sockets: 0 });
+      });
+    }
+  }
 }

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
-import { buildProbe, currentMode, kernelLogSince, kernelProblem, kniKo, loadKni, probeInfo, runProbe } from '../lib/probe.js';
+import { buildProbe, currentMode, kniKo, loadKni, probeInfo, probeScenarioTests, type ProbeScenario } from '../lib/probe.js';
 
 let probe = '';
 
@@ -35,7 +35,7 @@ test.serial('kni.ko refuses bad parameter values and loads with good ones', asyn
   t.deepEqual(info, { abiVersion: 3, kthreadMode: 0, ifaces: 0, shmBytes: 0, threads: 0, sockets: 0 });
 });
 
-const scenarios: Array<[string, string[], number]> = [
+const scenarios: ProbeScenario[] = [
   ['hostile ioctl and mmap arguments are refused with clear errnos', ['hostile'], 40],
   ['corrupted FIFO counters, indices and offsets are counted drops', ['corrupt'], 15],
   ['frames cross rx_q and tx_q, stats and ethtool agree', ['traffic'], 15],
@@ -45,21 +45,4 @@ const scenarios: Array<[string, string[], number]> = [
   ['100 create/traffic/release cycles leave nothing behind', ['cycles', '100'], 3],
 ];
 
-for (const mode of ['single', 'multiple']) {
-  for (const [title, args, minPassed] of scenarios) {
-    test.serial(`kthread_mode=${mode}: ${title}`, async (t) => {
-      if (currentMode() !== mode) await loadKni([`kthread_mode=${mode}`]);
-      t.is(currentMode(), mode);
-      const logSince = await kernelLogSince();
-      const r = await runProbe(probe, ...args);
-      const newLog = await logSince();
-      if (r.exitCode !== 0 || r.failed.length > 0) t.log(r.output);
-      t.deepEqual(r.failed, []);
-      t.is(r.exitCode, 0);
-      t.true(r.passed >= minPassed, `${r.passed} checks passed, expected at least ${minPassed}`);
-      t.notRegex(newLog, kernelProblem);
-      const info = await probeInfo(probe);
-      t.like(info, { ifaces: 0, shmBytes: 0, threads: 0, sockets: 0 });
-    });
-  }
-}
+probeScenarioTests(test, () => probe, () => probe, scenarios);

@@ -4,7 +4,7 @@
 // appliance VM, in both kthread modes, with no kernel warning allowed.
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { buildProbe, currentMode, kernelLogSince, kernelProblem, kniKo, loadKni, probeInfo, runProbe } from '../lib/probe.js';
+import { buildProbe, currentMode, kernelLogSince, kernelProblem, kniKo, loadKni, probeScenarioTests, runProbe, type ProbeScenario } from '../lib/probe.js';
 
 let probe = '';
 let core = '';
@@ -18,29 +18,14 @@ test.after.always(async () => {
   if (existsSync(kniKo) && (!existsSync('/sys/module/kni') || currentMode() !== 'single')) await loadKni([]);
 });
 
-const scenarios: Array<[string, string[], number]> = [
+const scenarios: ProbeScenario[] = [
   ['sysfs, socket identity, TUN ioctls, hostile calls, frames both ways, detach', ['basic'], 70],
   ['VNET_HDR: headers out, checksums completed and TSO frames segmented in', ['vnet'], 25],
   ['20000 random virtio headers and frames', ['fuzz', '20000'], 4],
   ['teardown races: release, close, detach and kill -9 under traffic', ['races', '20'], 5],
 ];
 
-for (const mode of ['single', 'multiple']) {
-  for (const [title, args, minPassed] of scenarios) {
-    test.serial(`kthread_mode=${mode}: ${title}`, async (t) => {
-      if (!existsSync('/sys/module/kni') || currentMode() !== mode) await loadKni([`kthread_mode=${mode}`]);
-      const logSince = await kernelLogSince();
-      const r = await runProbe(probe, ...args);
-      const newLog = await logSince();
-      if (r.exitCode !== 0 || r.failed.length > 0) t.log(r.output);
-      t.deepEqual(r.failed, []);
-      t.is(r.exitCode, 0);
-      t.true(r.passed >= minPassed, `${r.passed} checks passed, expected at least ${minPassed}`);
-      t.notRegex(newLog, kernelProblem);
-      t.like(await probeInfo(core), { ifaces: 0, shmBytes: 0, sockets: 0 });
-    });
-  }
-}
+probeScenarioTests(test, () => probe, () => core, scenarios);
 
 test.serial('rmmod is refused while a socket exists and succeeds after', async (t) => {
   if (!existsSync('/sys/module/kni')) await loadKni([]);
