@@ -1,0 +1,81 @@
+// The KNI raw socket of an interface (the vhost-net backend), behind a small
+// adapter: `/sys/class/net/<kni>/sock_en` installs the socket's fd in the
+// process that writes 1 to it, so only native code that sets close-on-exec
+// right away may do it in a process that also spawns children.
+//
+// native/index.ts exports enableSocket(ifname) → fd (CLOEXEC set),
+// disableSocket(ifname) and closeFd(fd) once the module has the socket; until
+// then this adapter says the socket is unsupported.
+import { closeSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import * as native from '../../native/index.js';
+import { DriverError } from '../drivers.js';
+
+export interface KniSocketApi {
+  enableSocket(ifname: string): number;
+  disableSocket(ifname: string): void;
+  closeFd(fd: number): void;
+}
+
+type MaybeSocketApi = Partial<KniSocketApi>;
+
+/** The native functions, when this build of the addon has them. */
+export function nativeSocketApi(): KniSocketApi | undefined {
+  const n = native as unknown as MaybeSocketApi;
+  if (typeof n.enableSocket === 'function' && typeof n.disableSocket === 'function' && typeof n.closeFd === 'function') {
+    return { enableSocket: n.enableSocket, disableSocket: n.disableSocket, closeFd: n.closeFd };
+  }
+  return undefined;
+}
+
+const attr = (ifname: string, name: string) => `/sys/class/net/${ifname}/${name}`;
+
+export class KniSocket {
+  constructor(private readonly api: KniSocketApi | undefined = nativeSocketApi()) {}
+
+  /** Whether kni.ko has the socket attributes for this interface. */
+  supported(ifname: string): boolean {
+    return existsSync(attr(ifname, 'sock_en'));
+  }
+
+  enable(ifname: string): number {
+    if (!this.supported(ifname)) throw new DriverError('ENOTSUP', 'this kni.ko has no KNI socket (no sock_en attribute)');
+    if (!this.api) throw new DriverError('ENOTSUP', 'this build of the native addon cannot enable the KNI socket (no enableSocket)');
+    try {
+      return this.api.enableSocket(ifname);
+    } catch (err) {
+      const e = err as { code?: string; message: string };
+      throw new DriverError(e.code ?? 'EIO', e.message);
+    }
+  }
+
+  disable(ifname: string): void {
+    if (!this.supported(ifname)) return;
+    if (this.api) this.api.disableSocket(ifname);
+    else writeFileSync(attr(ifname, 'sock_en'), '0');
+  }
+
+  closeFd(fd: number): void {
+    if (this.api) this.api.closeFd(fd);
+    else closeSync(fd);
+  }
+
+  /** vnet_hdr: null when the attribute does not exist. */
+  vnetHdr(ifname: string): boolean | null {
+    try {
+      return readFileSync(attr(ifname, 'vnet_hdr'), 'utf8').trim() === '1';
+    } catch {
+      return null;
+    }
+  }
+
+  setVnetHdr(ifname: string, on: boolean): void {
+    if (!existsSync(attr(ifname, 'vnet_hdr'))) throw new DriverError('ENOTSUP', 'this kni.ko has no vnet_hdr attribute');
+    try {
+      writeFileSync(attr(ifname, 'vnet_hdr'), on ? '1' : '0');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EBUSY') throw new DriverError('EBUSY', `${ifname}: vnet_hdr cannot change while the socket is enabled`);
+      throw err;
+    }
+  }
+}
