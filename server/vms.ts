@@ -41,6 +41,7 @@ export class Vms {
   private readonly degraded = new Map<string, string[]>();
   /** Background operations still running, so that close() and tests can wait for them. */
   private readonly pending = new Set<Promise<unknown>>();
+  private closed = false;
 
   constructor(
     private readonly store: Store,
@@ -201,9 +202,11 @@ export class Vms {
 
   /** When qemu goes, whoever ended it, the VM's state and its interfaces follow. */
   private watch(name: string, proc: VmProcess): void {
-    void proc.exited.then((exit) =>
-      this.mutex.run([vmKey(name), ...(this.store.getVm(name)?.spec.nics.map((n) => ifaceKey(n.interface)) ?? [])], () => {
-        if (this.procs.get(name) !== proc) return;
+    void proc.exited.then((exit) => {
+      // A service that let go of its VMs no longer speaks for them.
+      if (this.closed || this.procs.get(name) !== proc) return;
+      return this.mutex.run([vmKey(name), ...(this.store.getVm(name)?.spec.nics.map((n) => ifaceKey(n.interface)) ?? [])], () => {
+        if (this.closed || this.procs.get(name) !== proc) return;
         this.procs.delete(name);
         this.degraded.delete(name);
         const row = this.store.getVm(name);
@@ -214,8 +217,8 @@ export class Vms {
         } else {
           this.setState(name, 'failed', { pid: null, error: `qemu exited unexpectedly (${describeExit(exit)})` });
         }
-      }),
-    );
+      });
+    });
   }
 
   async stop(name: string, force: boolean): Promise<Vm> {
@@ -330,6 +333,7 @@ export class Vms {
   /** Service shutdown: VMs keep running (they are re-adopted on the next start). */
   async close(): Promise<void> {
     await this.settled();
+    this.closed = true;
     for (const proc of this.procs.values()) proc.detach();
     this.procs.clear();
   }
