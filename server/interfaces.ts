@@ -31,6 +31,7 @@ function createError(spec: InterfaceCreate, err: unknown): ApiError {
   if (e.code === 'ENODEV' && err instanceof DriverError) {
     return new ApiError('invalid_request', `body.port.ifname: ${e.message}`, { issues: [{ field: 'body.port.ifname', message: e.message }] });
   }
+  if (e.code === 'ENOTSUP') return new ApiError('unsupported', `${spec.name}: ${e.message}`);
   return new ApiError('operation_failed', `creating ${spec.name} failed: ${e.message ?? String(err)}`);
 }
 

@@ -111,6 +111,7 @@ const startTable: OptionsTable = {
   port: serveTable.port!,
   kernel: { type: 'string', value: '6.1|6.12', help: 'appliance kernel when running in the VM (default 6.1)' },
   mode: { type: 'string', value: 'native|vm', help: 'where to run (default: native if kni.ko can be loaded here, or KNIV_MODE)' },
+  'state-dir': serveTable['state-dir']!,
 };
 
 /** Can this host load kni.ko itself? Root, module loading on, headers for the running kernel. */
@@ -154,12 +155,15 @@ export async function start(argv: string[]): Promise<number> {
     return 0;
   }
   const p = port(values.port);
+  // The state directory is the host's in both modes: the appliance VM mounts it read-write.
+  const stateDir = resolve((values['state-dir'] as string | undefined) ?? defaultStateDir());
+  const paths = prepareStateDir(stateDir);
   const mode = (values.mode as string | undefined) ?? process.env.KNIV_MODE ?? (canRunNatively() ? 'native' : 'vm');
   const url = `http://127.0.0.1:${p}/`;
   if (mode === 'native') {
     await loadNativeModule();
-    process.stdout.write(`kniv is running natively on ${release()}: ${url}\n`);
-    return serve(['--port', String(p)]);
+    process.stdout.write(`kniv is running natively on ${release()}: ${url}  (bearer token in ${paths.token})\n`);
+    return serve(['--port', String(p), '--state-dir', stateDir]);
   }
   if (mode !== 'vm') throw new UsageError(`--mode must be native or vm, not ${JSON.stringify(mode)}`);
   const kernel = KernelLabelSchema.safeParse(values.kernel ?? '6.1');
@@ -168,12 +172,13 @@ export async function start(argv: string[]): Promise<number> {
   process.stdout.write(`kniv: this host cannot load kni.ko; starting the appliance VM (kernel ${kernel.data})...\n`);
   const ready = new AbortController();
   void waitForHealth(`${url}health`, ready.signal).then((up) => {
-    if (up) process.stdout.write(`kniv is running inside the appliance VM: ${url}  (Ctrl-C stops it)\n`);
+    if (up) process.stdout.write(`kniv is running inside the appliance VM: ${url}  (bearer token in ${paths.token}; Ctrl-C stops it)\n`);
   });
   const result = await runInterruptible({
     kernel: kernel.data,
-    command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'serve', '--host', '0.0.0.0', '--port', String(p)],
+    command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'serve', '--host', '0.0.0.0', '--port', String(p), '--state-dir', stateDir],
     cwd: projectRoot,
+    stateDir,
     forwards: [{ hostAddress: '127.0.0.1', hostPort: p, guestPort: p }],
   });
   ready.abort();
