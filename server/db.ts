@@ -7,6 +7,7 @@
 // database then also works on a 9p share (the appliance VM's state directory),
 // and a second service on the same state directory fails at once instead of
 // fighting over it.
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { BenchCreate, BenchProgress, BenchResult, InterfaceCreate, VmCreate, VmState } from './schemas.js';
 
@@ -82,6 +83,9 @@ export class Store {
   private readonly db: Database.Database;
 
   constructor(path: string) {
+    // The database and its WAL (which SQLite creates with the database's mode) are the service's alone.
+    closeSync(openSync(path, 'a', 0o600));
+    chmodSync(path, 0o600);
     this.db = new Database(path, { timeout: 1000 });
     try {
       this.db.pragma('locking_mode = EXCLUSIVE');

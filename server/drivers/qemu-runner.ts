@@ -3,29 +3,30 @@
 // The launcher is being written in parallel; until it is part of the build it
 // is loaded at run time and its absence makes VMs unavailable (503) instead of
 // breaking the build. LauncherModule below is the contract this file expects.
-// When the launcher lands, replace loadLauncher() with static imports of
-// launchVm, adoptVm and VmSpecSchema and check toLauncherSpec() against
-// VmSpecSchema.
+// Written against the launcher on the qemu-guests branch (launchVm, adoptVm,
+// Vm.stop/status/reboot/release, VmGoneError). When it is merged, replace
+// loadLauncher() with static imports of launchVm and adoptVm.
 import { execaSync } from 'execa';
 import { join } from 'node:path';
-import { kvmUsable } from '../../qemu/accel.js';
 import type { Availability, VmExit, VmLaunch, VmProcess, VmRunner } from '../drivers.js';
 
-/** What the service uses of a launched or adopted VM's handle. */
+/** What the service uses of the launcher's Vm handle (qemu/launcher.ts on the qemu-guests branch). */
 interface LauncherHandle {
   pid: number;
-  exited: Promise<{ code?: number | null; exitCode?: number | null; signal?: string | null }>;
+  exited: Promise<{ code?: number | null; signal?: string | null }>;
   status(): Promise<string | { status: string }>;
-  stop(opts?: { force?: boolean }): Promise<unknown>;
+  /** QMP quit, then SIGTERM, then SIGKILL, each bounded. */
+  stop(opts?: { quitTimeoutMs?: number; termTimeoutMs?: number }): Promise<unknown>;
   reboot(): Promise<unknown>;
-  /** Closes the QMP connection without touching qemu. */
-  detach?(): void;
-  close?(): void;
+  /** Closes QMP and the console without stopping a persistent qemu. */
+  release(): Promise<void>;
 }
 
 interface LauncherModule {
-  launchVm(o: { spec: unknown; runDir: string; fds: number[]; persistent: true }): Promise<LauncherHandle>;
-  adoptVm(runDir: string): Promise<LauncherHandle | undefined>;
+  /** NIC backends {kind:'fd', fd} name this process's fds; the launcher hands them to qemu as 3, 4, … */
+  launchVm(o: { spec: unknown; runDir: string; persistent: true }): Promise<LauncherHandle>;
+  /** Throws VmGoneError when no qemu of that run directory is alive. */
+  adoptVm(runDir: string): Promise<LauncherHandle>;
 }
 
 async function loadLauncher(): Promise<LauncherModule | string> {
@@ -49,7 +50,7 @@ function qemuVersion(): string | null {
 }
 
 /** The service's VM spec → the launcher's VmSpec. NIC i gets fd nicFds[i]. */
-export function toLauncherSpec(l: VmLaunch, accel: 'kvm' | 'tcg') {
+export function toLauncherSpec(l: VmLaunch) {
   const s = l.spec;
   return {
     name: s.name,
@@ -61,7 +62,7 @@ export function toLauncherSpec(l: VmLaunch, accel: 'kvm' | 'tcg') {
       vhost: n.vhost,
       backend: { kind: 'fd' as const, fd: l.nicFds[i]! },
     })),
-    accel,
+    accel: 'auto' as const,
   };
 }
 
@@ -72,7 +73,7 @@ class LauncherProcess implements VmProcess {
   constructor(private readonly h: LauncherHandle) {
     this.pid = h.pid;
     this.exited = h.exited.then(
-      (e) => ({ code: e.code ?? e.exitCode ?? null, signal: e.signal ?? null }),
+      (e) => ({ code: e.code ?? null, signal: e.signal ?? null }),
       () => ({ code: null, signal: null }),
     );
   }
@@ -83,7 +84,8 @@ class LauncherProcess implements VmProcess {
   }
 
   async stop(force: boolean): Promise<void> {
-    await this.h.stop({ force });
+    // Forced: no time for the guest to act on quit; SIGTERM, then SIGKILL.
+    await this.h.stop(force ? { quitTimeoutMs: 1, termTimeoutMs: 2000 } : {});
     await this.exited;
   }
 
@@ -92,8 +94,7 @@ class LauncherProcess implements VmProcess {
   }
 
   detach(): void {
-    if (this.h.detach) this.h.detach();
-    else this.h.close?.();
+    void this.h.release().catch(() => undefined);
   }
 }
 
@@ -115,14 +116,17 @@ export class QemuRunner implements VmRunner {
 
   async launch(l: VmLaunch): Promise<VmProcess> {
     if (typeof this.launcher === 'string') throw new Error(this.launcher);
-    const spec = toLauncherSpec(l, kvmUsable() ? 'kvm' : 'tcg');
-    return new LauncherProcess(await this.launcher.launchVm({ spec, runDir: l.runDir, fds: l.nicFds, persistent: true }));
+    return new LauncherProcess(await this.launcher.launchVm({ spec: toLauncherSpec(l), runDir: l.runDir, persistent: true }));
   }
 
   async adopt(runDir: string): Promise<VmProcess | undefined> {
     if (typeof this.launcher === 'string') return undefined;
-    const h = await this.launcher.adoptVm(runDir);
-    return h && new LauncherProcess(h);
+    try {
+      return new LauncherProcess(await this.launcher.adoptVm(runDir));
+    } catch (err) {
+      if ((err as Error).name === 'VmGoneError' || (err as Error).constructor?.name === 'VmGoneError') return undefined;
+      throw err;
+    }
   }
 
   consoleLogPath(runDir: string): string {

@@ -40,6 +40,7 @@ test('the database: versioned schema, one service at a time, a newer schema refu
   const db = join(dir, 'kniv.db');
   const s = new Store(db);
   t.is(s.schemaVersion, 1);
+  t.is(statSync(db).mode & 0o777, 0o600);
   t.throws(() => new Store(db), { message: /in use by another kniv service/ });
   s.insertInterface({ name: 'vEth0', port: veth, mtu: 1500, up: true });
   const id = '11111111-2222-3333-4444-555555555555';

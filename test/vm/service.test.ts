@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { kniModulePath } from '../../qemu/kernels.js';
+import { kniModulePath, loadKernels, type Kernel } from '../../qemu/kernels.js';
 import { projectRoot } from '../../qemu/paths.js';
 import { nativeSocketApi } from '../../server/drivers/kni-socket.js';
 import { alive, kniv, waitFor } from '../lib/util.js';
@@ -207,13 +207,15 @@ const guestReady =
   existsSync(join(projectRoot, 'dist', 'qemu', 'guest-image.js')) &&
   nativeSocketApi() !== undefined;
 
-/** The test guest's boot files. Adapt to qemu/guest-image.ts's API when it lands. */
-async function guestBoot(ip: string, peerIp: string): Promise<{ kind: 'kernel'; kernel: string; initrd: string; cmdline: string }> {
+/** The test guest's boot: the appliance kernel and qemu/guest-image.ts's initramfs (qemu-guests branch API). */
+async function guestBoot(address: string): Promise<{ kind: 'kernel'; kernel: string; initrd: string; cmdline: string }> {
   const mod = (await import(new URL('../../qemu/guest-image.js', import.meta.url).href)) as {
-    guestImage(o: { release: string }): Promise<{ kernel: string; initrd: string }> | { kernel: string; initrd: string };
+    guestImage(k: Kernel): { vmlinuz: string; initrd: string };
+    guestCmdline(c: { net: { ifname: string; address: string }[] }): string;
   };
-  const img = await mod.guestImage({ release: release() });
-  return { kind: 'kernel', kernel: img.kernel, initrd: img.initrd, cmdline: `console=ttyS0 kniv.ip=${ip}/24 kniv.ping=${peerIp}` };
+  const k = [...loadKernels().values()].find((x) => x.release === release())!;
+  const img = mod.guestImage(k);
+  return { kind: 'kernel', kernel: img.vmlinuz, initrd: img.initrd, cmdline: mod.guestCmdline({ net: [{ ifname: 'eth0', address }] }) };
 }
 
 const qemuPids = () =>
@@ -224,7 +226,7 @@ const qemuPids = () =>
   await peer(t);
   let s = await serve(t, dir);
   t.is((await s.call('POST', '/v1/interfaces', { name: 'kvs0', port: { kind: 'packet', ifname: 'kvsp0' } })).status, 201);
-  const boot = await guestBoot('10.99.1.3', '10.99.1.2');
+  const boot = await guestBoot('10.99.1.3/24');
   const vm = await s.call('POST', '/v1/vms', { name: 'g1', vcpus: 1, memoryMiB: 512, boot, nics: [{ interface: 'kvs0', vhost: true }] });
   t.is(vm.status, 201, vm.text);
   const started = await s.call('POST', '/v1/vms/g1/start');
