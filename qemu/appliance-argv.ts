@@ -25,6 +25,8 @@ export interface ApplianceArgvSpec {
   /** fw_cfg items (name below opt/kniv/ → content); base64 keeps commas out. */
   fwcfg: Readonly<Record<string, string>>;
   forwards: readonly PortForward[];
+  /** Host directories shared read-write (9p), each mounted by init at KNIV_SHARE_<tag>. */
+  shares?: readonly { tag: string; path: string }[];
 }
 
 export function applianceArgv(spec: ApplianceArgvSpec): string[] {
@@ -54,6 +56,12 @@ export function applianceArgv(spec: ApplianceArgvSpec): string[] {
     // The host's root, read-only; the guest puts a tmpfs overlay over it.
     '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
   ];
+  for (const share of spec.shares ?? []) {
+    if (!/^[a-z][a-z0-9_]{0,30}$/.test(share.tag)) throw new Error(`bad share tag ${share.tag}`);
+    // qemu splits its options at commas; a path with one cannot be passed.
+    if (!share.path.startsWith('/') || share.path.includes(',')) throw new Error(`a shared path must be absolute and without commas: ${share.path}`);
+    argv.push('-virtfs', `local,path=${share.path},mount_tag=${share.tag},security_model=none,multidevs=remap`);
+  }
   for (const [name, value] of Object.entries(spec.fwcfg)) {
     if (!/^[a-z0-9_-]+$/.test(name)) throw new Error(`bad fw_cfg name ${name}`);
     if (!/^[A-Za-z0-9+/=]*$/.test(value)) throw new Error(`fw_cfg ${name} must be base64`);

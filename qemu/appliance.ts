@@ -30,6 +30,12 @@ export const ApplianceOptionsSchema = z.object({
   kniModule: z.string().startsWith('/').optional(),
   kniParams: z.array(ModuleParamSchema).default([]),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+  /** A host directory shared read-write into the VM at the same path (the service's state). */
+  stateDir: z
+    .string()
+    .startsWith('/')
+    .refine((p) => !p.includes(','), 'a path without commas')
+    .optional(),
   timeoutMs: z.number().int().positive().optional(),
 });
 export type ApplianceOptions = z.input<typeof ApplianceOptionsSchema>;
@@ -85,6 +91,7 @@ export async function runAppliance(options: ApplianceOptions, io: ApplianceIo): 
     `KNIV_LOAD_KNI=${opts.loadKni ? 1 : 0}`,
     `KNIV_KNI_PARAMS=${shQuote(opts.kniParams.join(' '))}`,
     `KNIV_NET=${opts.forwards.length > 0 ? 1 : ''}`,
+    `KNIV_STATE_DIR=${shQuote(opts.stateDir ?? '')}`,
   ].join('\n');
   const env = { HOME: '/root', ...inheritedEnv(), ...opts.env };
   const command = [
@@ -102,6 +109,7 @@ export async function runAppliance(options: ApplianceOptions, io: ApplianceIo): 
     kernelArgs: ['console=ttyS0', 'loglevel=5', 'panic=-1', 'mitigations=off'],
     fwcfg: { config: b64(`${config}\n`), command: b64(`${command}\n`) },
     forwards: opts.forwards,
+    shares: opts.stateDir ? [{ tag: 'state', path: opts.stateDir }] : [],
   });
 
   const watcher = new ConsoleWatcher(60, io.onConsole);

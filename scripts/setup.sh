@@ -196,7 +196,9 @@ npm_install() {
 		ok "node_modules matches package-lock.json"
 		return
 	fi
-	npm ci --no-audit --no-fund --loglevel=error
+	# better-sqlite3 builds its bundled SQLite from source: nothing is downloaded
+	# from outside the npm registry (its prebuild-install would fetch a binary).
+	npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error
 	echo "$want" > node_modules/.kniv-lock-sha256
 }
 

@@ -1,8 +1,9 @@
 // `kniv serve` runs the service on this system; `kniv start` runs it where
 // kni.ko can be loaded: natively on a host that can load modules, otherwise
 // inside the appliance VM with the port forwarded.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, lstatSync, readFileSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
 import { release } from 'node:os';
 import { execa } from 'execa';
 import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
@@ -10,6 +11,13 @@ import { reportFailure, runInterruptible } from '../qemu/vm-cli.js';
 import { KernelLabelSchema } from '../qemu/kernels.js';
 import { projectRoot } from '../qemu/paths.js';
 import { buildApp } from './app.js';
+import { KniVhostBench } from './drivers/bench-runner.js';
+import { NativeKniDriver } from './drivers/kni-native.js';
+import { QemuRunner } from './drivers/qemu-runner.js';
+import { systemProbe } from './drivers/system-probe.js';
+import { createLogger } from './log.js';
+import { Service } from './service.js';
+import { defaultStateDir, loadOrCreateToken, prepareStateDir } from './state-dir.js';
 import { systemFacts } from './system.js';
 
 const DEFAULT_PORT = 8080;
@@ -17,6 +25,8 @@ const DEFAULT_PORT = 8080;
 const serveTable: OptionsTable = {
   host: { type: 'string', value: 'ADDRESS', help: 'address to listen on (default 127.0.0.1)' },
   port: { type: 'string', value: 'PORT', help: `TCP port (default ${DEFAULT_PORT}, or KNIV_PORT)` },
+  socket: { type: 'string', value: 'PATH', help: 'listen on this unix socket instead of TCP (mode 0600)' },
+  'state-dir': { type: 'string', value: 'DIR', help: `token, database, VM run directories (default ${defaultStateDir()}, or KNIV_STATE_DIR)` },
 };
 
 function port(value: unknown): number {
@@ -36,17 +46,64 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** A unix socket path left behind by a service that died is removed; anything else there is an error. */
+function clearStaleSocket(path: string): void {
+  try {
+    if (!lstatSync(path).isSocket()) throw new UsageError(`--socket ${path} exists and is not a socket`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  rmSync(path);
+}
+
 export async function serve(argv: string[]): Promise<number> {
   const { values } = parse(argv, serveTable, false);
   if (values.help) {
     process.stdout.write(helpText('kniv serve [options]', 'Runs the kniv service on this system.', serveTable));
     return 0;
   }
-  const app = buildApp({ logger: { level: process.env.KNIV_LOG_LEVEL ?? 'info' } }, { system: systemFacts });
-  const host = (values.host as string | undefined) ?? '127.0.0.1';
-  await app.listen({ host, port: port(values.port) });
+  const socketPath = values.socket as string | undefined;
+  if (socketPath !== undefined && (values.host !== undefined || values.port !== undefined)) {
+    throw new UsageError('--socket cannot be combined with --host or --port');
+  }
+  const stateDir = resolve((values['state-dir'] as string | undefined) ?? defaultStateDir());
+  const paths = prepareStateDir(stateDir);
+  const { token, created } = loadOrCreateToken(paths.token);
+  const logger = createLogger();
+  const runner = await QemuRunner.create();
+  const service = await Service.open(
+    { stateDir, logger },
+    { kni: new NativeKniDriver(), vms: runner, bench: new KniVhostBench(), probe: systemProbe(runner.version) },
+  );
+  const app = buildApp({ token, logger, version: packageVersion() }, { system: systemFacts, service });
+  let where: string;
+  try {
+    if (socketPath !== undefined) {
+      clearStaleSocket(socketPath);
+      await app.listen({ path: socketPath });
+      chmodSync(socketPath, 0o600);
+      where = `unix:${socketPath}`;
+    } else {
+      const host = (values.host as string | undefined) ?? '127.0.0.1';
+      await app.listen({ host, port: port(values.port) });
+      const a = app.server.address() as AddressInfo;
+      where = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/`;
+    }
+  } catch (err) {
+    await app.close();
+    await service.close();
+    throw err;
+  }
+  logger.info({ listen: where, stateDir, tokenFile: paths.token, tokenCreated: created }, 'kniv service listening');
+  process.stderr.write(`kniv: serving ${where}  (API docs: /docs; bearer token in ${paths.token}${created ? ', new' : ''})\n`);
   await untilSignal();
   await app.close();
+  await service.close();
   return 0;
 }
 
@@ -54,6 +111,7 @@ const startTable: OptionsTable = {
   port: serveTable.port!,
   kernel: { type: 'string', value: '6.1|6.12', help: 'appliance kernel when running in the VM (default 6.1)' },
   mode: { type: 'string', value: 'native|vm', help: 'where to run (default: native if kni.ko can be loaded here, or KNIV_MODE)' },
+  'state-dir': serveTable['state-dir']!,
 };
 
 /** Can this host load kni.ko itself? Root, module loading on, headers for the running kernel. */
@@ -97,12 +155,15 @@ export async function start(argv: string[]): Promise<number> {
     return 0;
   }
   const p = port(values.port);
+  // The state directory is the host's in both modes: the appliance VM mounts it read-write.
+  const stateDir = resolve((values['state-dir'] as string | undefined) ?? defaultStateDir());
+  const paths = prepareStateDir(stateDir);
   const mode = (values.mode as string | undefined) ?? process.env.KNIV_MODE ?? (canRunNatively() ? 'native' : 'vm');
   const url = `http://127.0.0.1:${p}/`;
   if (mode === 'native') {
     await loadNativeModule();
-    process.stdout.write(`kniv is running natively on ${release()}: ${url}\n`);
-    return serve(['--port', String(p)]);
+    process.stdout.write(`kniv is running natively on ${release()}: ${url}  (bearer token in ${paths.token})\n`);
+    return serve(['--port', String(p), '--state-dir', stateDir]);
   }
   if (mode !== 'vm') throw new UsageError(`--mode must be native or vm, not ${JSON.stringify(mode)}`);
   const kernel = KernelLabelSchema.safeParse(values.kernel ?? '6.1');
@@ -111,12 +172,13 @@ export async function start(argv: string[]): Promise<number> {
   process.stdout.write(`kniv: this host cannot load kni.ko; starting the appliance VM (kernel ${kernel.data})...\n`);
   const ready = new AbortController();
   void waitForHealth(`${url}health`, ready.signal).then((up) => {
-    if (up) process.stdout.write(`kniv is running inside the appliance VM: ${url}  (Ctrl-C stops it)\n`);
+    if (up) process.stdout.write(`kniv is running inside the appliance VM: ${url}  (bearer token in ${paths.token}; Ctrl-C stops it)\n`);
   });
   const result = await runInterruptible({
     kernel: kernel.data,
-    command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'serve', '--host', '0.0.0.0', '--port', String(p)],
+    command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'serve', '--host', '0.0.0.0', '--port', String(p), '--state-dir', stateDir],
     cwd: projectRoot,
+    stateDir,
     forwards: [{ hostAddress: '127.0.0.1', hostPort: p, guestPort: p }],
   });
   ready.abort();

@@ -40,6 +40,13 @@ mount -t tmpfs -o mode=0755 run /newroot/run
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
+# The service's state directory, shared read-write from the host at the same
+# path, so that what the service keeps survives the VM.
+if [ -n "$KNIV_STATE_DIR" ]; then
+	mkdir -p "/newroot$KNIV_STATE_DIR"
+	mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 state "/newroot$KNIV_STATE_DIR" ||
+		{ say "cannot mount the state directory over 9p"; status 125 /dev/hvc2; }
+fi
 # modprobe inside the VM finds the appliance kernel's own module tree.
 mkdir -p "/newroot/lib/modules/$KNIV_RELEASE"
 mount --bind "/mnt/host$KNIV_MODULES" "/newroot/lib/modules/$KNIV_RELEASE"

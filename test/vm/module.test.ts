@@ -6,8 +6,6 @@ import { release } from 'node:os';
 import { execa } from 'execa';
 import { moduleInfo } from '../../native/index.js';
 import { kniModulePath } from '../../qemu/kernels.js';
-import { buildApp } from '../../server/app.js';
-import { systemFacts } from '../../server/system.js';
 import { waitFor } from '../lib/util.js';
 
 const ko = kniModulePath(release());
@@ -106,17 +104,4 @@ test.serial('load and unload 20 times, alternating kthread modes', async (t) => 
   t.true((dmesg.match(/kni: loaded, ABI 2/g) ?? []).length >= 20);
   await unload();
   await load();
-});
-
-test.serial('GET /health reports the appliance kernel and the loaded module', async (t) => {
-  const app = buildApp({}, { system: systemFacts });
-  t.teardown(() => app.close());
-  const res = await app.inject({ method: 'GET', url: '/health' });
-  t.is(res.statusCode, 200);
-  const body = res.json();
-  t.is(body.status, 'ok');
-  t.is(body.kernel, release());
-  t.deepEqual(body.kni, { loaded: true, abiVersion: 3, kthreadMode: 'single' });
-  t.true(body.vhostNet, '/dev/vhost-net exists in the appliance');
-  t.false(body.kvm);
 });

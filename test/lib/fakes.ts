@@ -1,0 +1,331 @@
+// Fakes of the service's drivers, for inject() tests of the HTTP layer and the
+// resource logic on the host. The real drivers are tested in the appliance VM.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { pino, type Logger } from 'pino';
+import { buildApp } from '../../server/app.js';
+import {
+  DriverError,
+  type Availability,
+  type BenchRunner,
+  type KniDriver,
+  type KniHandle,
+  type LinkState,
+  type SystemProbe,
+  type VmExit,
+  type VmLaunch,
+  type VmProcess,
+  type VmRunner,
+} from '../../server/drivers.js';
+import type { BenchCreate, BenchProgress, BenchResult, Counters, InterfaceCreate } from '../../server/schemas.js';
+import { Service } from '../../server/service.js';
+import { loadOrCreateToken, statePaths } from '../../server/state-dir.js';
+
+export function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export class FakeHandle implements KniHandle {
+  link_: LinkState;
+  socketFd: number | undefined;
+  released = false;
+  rx = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly driver: FakeKni,
+    spec: InterfaceCreate,
+  ) {
+    this.link_ = {
+      ifindex: 100 + driver.created.length,
+      mac: spec.mac ?? `02:00:00:00:00:${(driver.created.length + 1).toString(16).padStart(2, '0')}`,
+      mtu: spec.mtu,
+      up: false,
+      carrier: false,
+      vnetHdr: spec.vnetHdr ?? false,
+    };
+  }
+
+  link(): LinkState {
+    if (this.released) throw new Error('released');
+    return { ...this.link_ };
+  }
+
+  counters(): Counters {
+    // Every read sees a little traffic, as a live interface would.
+    this.rx++;
+    return {
+      netdev: { rxPackets: this.rx, rxBytes: this.rx * 100, rxDropped: 0, txPackets: 0, txBytes: 0, txDropped: 0 },
+      dataPlane: {
+        toKernelPackets: this.rx,
+        toKernelBytes: this.rx * 100,
+        toPortPackets: 0,
+        toPortBytes: 0,
+        dropNoBuffer: 0,
+        dropRxFull: 0,
+        dropTooBig: 0,
+        dropPortError: 0,
+        badBuffer: 0,
+        portErrors: 0,
+        requests: 0,
+      },
+    };
+  }
+
+  async setMtu(mtu: number) {
+    this.link_.mtu = mtu;
+  }
+
+  async setMac(mac: string) {
+    this.link_.mac = mac;
+  }
+
+  async setUp(up: boolean) {
+    this.link_.up = up;
+    if (!up) this.link_.carrier = false;
+  }
+
+  setCarrier(on: boolean) {
+    if (!this.link_.up) throw new DriverError('EINVAL', 'carrier can only be set while the interface is up');
+    this.link_.carrier = on;
+  }
+
+  setVnetHdr(on: boolean) {
+    if (this.socketFd !== undefined) throw new DriverError('EBUSY', 'socket enabled');
+    this.link_.vnetHdr = on;
+  }
+
+  enableSocket(): number {
+    if (this.socketFd !== undefined) throw new DriverError('EBUSY', 'already enabled');
+    this.socketFd = this.driver.nextFd++;
+    this.driver.openFds.add(this.socketFd);
+    return this.socketFd;
+  }
+
+  disableSocket() {
+    this.socketFd = undefined;
+  }
+
+  release() {
+    this.released = true;
+    this.driver.live.delete(this.name);
+  }
+}
+
+export class FakeKni implements KniDriver {
+  availability: Availability = { ok: true };
+  /** Netdev names taken on the "host" by something else. */
+  hostNetdevs = new Set<string>(['lo', 'eth0']);
+  /** Host interfaces a packet port may use. */
+  hostPorts = new Set<string>(['veth0', 'veth1', 'eth0']);
+  created: string[] = [];
+  live = new Map<string, FakeHandle>();
+  openFds = new Set<number>();
+  nextFd = 1000;
+  closed = 0;
+  failCreate: string | undefined;
+
+  available() {
+    return this.availability;
+  }
+
+  async create(spec: InterfaceCreate): Promise<KniHandle> {
+    if (this.failCreate) throw new DriverError('EIO', this.failCreate);
+    if (this.hostNetdevs.has(spec.name) || this.live.has(spec.name)) throw new DriverError('EEXIST', 'exists');
+    if (spec.port.kind === 'packet' && !this.hostPorts.has(spec.port.ifname)) {
+      throw new DriverError('ENODEV', `no host interface named ${JSON.stringify(spec.port.ifname)}`);
+    }
+    const h = new FakeHandle(spec.name, this, spec);
+    this.created.push(spec.name);
+    this.live.set(spec.name, h);
+    return h;
+  }
+
+  closeFd(fd: number) {
+    if (!this.openFds.delete(fd)) throw new Error(`fd ${fd} closed twice or never opened`);
+  }
+
+  close() {
+    for (const h of this.live.values()) h.release();
+    this.closed++;
+  }
+}
+
+export class FakeProc implements VmProcess {
+  private readonly done = deferred<VmExit>();
+  readonly exited = this.done.promise;
+  reboots = 0;
+  stops: boolean[] = [];
+  detached = false;
+  gone = false;
+
+  constructor(
+    readonly pid: number,
+    readonly launch: VmLaunch | undefined,
+  ) {}
+
+  async status() {
+    return this.gone ? 'shutdown' : 'running';
+  }
+
+  async stop(force: boolean) {
+    this.stops.push(force);
+    this.die({ code: 0, signal: null });
+    await this.exited;
+  }
+
+  async reboot() {
+    this.reboots++;
+  }
+
+  detach() {
+    this.detached = true;
+  }
+
+  /** qemu goes away, e.g. killed behind the service's back. */
+  die(exit: VmExit) {
+    this.gone = true;
+    this.done.resolve(exit);
+  }
+}
+
+export class FakeRunner implements VmRunner {
+  availability: Availability = { ok: true };
+  procs: FakeProc[] = [];
+  /** Procs that survive a service restart, by run directory. */
+  survivors = new Map<string, FakeProc>();
+  failLaunch: string | undefined;
+  /** When set, launch waits for it (a slow boot). */
+  gate: Promise<void> | undefined;
+  /** fds handed to launch(), with whether the driver still had them open then. */
+  launchedFds: number[][] = [];
+  private pid = 4000;
+
+  constructor(private readonly kni?: FakeKni) {}
+
+  available() {
+    return this.availability;
+  }
+
+  async launch(l: VmLaunch): Promise<VmProcess> {
+    for (const fd of l.nicFds) if (this.kni && !this.kni.openFds.has(fd)) throw new Error(`fd ${fd} is not open`);
+    this.launchedFds.push([...l.nicFds]);
+    if (this.gate) await this.gate;
+    if (this.failLaunch) throw new Error(this.failLaunch);
+    const p = new FakeProc(this.pid++, l);
+    this.procs.push(p);
+    this.survivors.set(l.runDir, p);
+    return p;
+  }
+
+  async adopt(runDir: string): Promise<VmProcess | undefined> {
+    const p = this.survivors.get(runDir);
+    return p && !p.gone ? p : undefined;
+  }
+
+  consoleLogPath(runDir: string) {
+    return join(runDir, 'console.log');
+  }
+}
+
+export class FakeBench implements BenchRunner {
+  availability: Availability = { ok: true };
+  gate = deferred<void>();
+  progress: ((p: BenchProgress) => void) | undefined;
+  fail: string | undefined;
+
+  available() {
+    return this.availability;
+  }
+
+  async run(spec: BenchCreate, onProgress: (p: BenchProgress) => void, signal: AbortSignal): Promise<BenchResult> {
+    this.progress = onProgress;
+    onProgress({ phase: 'booting guest', fraction: 0.1, message: null });
+    await Promise.race([this.gate.promise, new Promise((_r, rej) => signal.addEventListener('abort', () => rej(new Error('aborted'))))]);
+    if (this.fail) throw new Error(this.fail);
+    onProgress({ phase: 'done', fraction: 1, message: null });
+    const dirs = spec.direction === 'both' ? (['guest-to-host', 'host-to-guest'] as const) : [spec.direction];
+    return { results: dirs.map((d) => ({ direction: d, mbps: 1234.5, retransmits: 0 })), accel: 'tcg' };
+  }
+}
+
+export const fakeProbe = (): SystemProbe => ({
+  kernel: '6.1.0-99-amd64',
+  kni: { loaded: true, abiVersion: 3, kthreadMode: 'single', parameters: { kthread_mode: 'single' } },
+  kvm: false,
+  vhostNet: true,
+  qemu: { available: true, version: '7.2.0' },
+});
+
+export interface Harness {
+  app: ReturnType<typeof buildApp>;
+  service: Service;
+  kni: FakeKni;
+  runner: FakeRunner;
+  bench: FakeBench;
+  token: string;
+  stateDir: string;
+  auth: { authorization: string };
+  logs: string[];
+}
+
+export const silentLogger = (): Logger => pino({ level: 'silent' });
+
+/** A logger whose lines land in `lines`. */
+export function capturingLogger(lines: string[]): Logger {
+  return pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+}
+
+export interface HarnessOptions {
+  stateDir?: string;
+  kni?: FakeKni;
+  runner?: FakeRunner;
+  bench?: FakeBench;
+  logger?: Logger;
+  keepStateDir?: boolean;
+  bodyLimit?: number;
+  heartbeatMs?: number;
+  countersIntervalMs?: number;
+}
+
+export async function harness(t: ExecutionContext, o: HarnessOptions = {}): Promise<Harness> {
+  const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), 'kniv-test-'));
+  const kni = o.kni ?? new FakeKni();
+  const runner = o.runner ?? new FakeRunner(kni);
+  const bench = o.bench ?? new FakeBench();
+  const logs: string[] = [];
+  const logger = o.logger ?? capturingLogger(logs);
+  const service = await Service.open(
+    { stateDir, logger, countersIntervalMs: o.countersIntervalMs ?? 60_000 },
+    { kni, vms: runner, bench, probe: fakeProbe },
+  );
+  const { token } = loadOrCreateToken(statePaths(stateDir).token);
+  const app = buildApp(
+    { token, logger, version: '0.1.0-test', bodyLimit: o.bodyLimit, heartbeatMs: o.heartbeatMs },
+    { system: () => ({ kernel: '6.1.0-99-amd64', kni: { loaded: true, abiVersion: 3, kthreadMode: 'single' }, kvm: false, vhostNet: true }), service },
+  );
+  let closed = false;
+  t.teardown(async () => {
+    if (closed) return;
+    closed = true;
+    bench.gate.resolve();
+    await app.close().catch(() => undefined);
+    await service.close();
+    if (!o.keepStateDir && !o.stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+  return { app, service, kni, runner, bench, token, stateDir, auth: { authorization: `Bearer ${token}` }, logs };
+}
+
+/** Closes a harness's app and service (as a service restart would), keeping its state directory. */
+export async function closeHarness(h: Harness): Promise<void> {
+  await h.app.close();
+  await h.service.close();
+}
