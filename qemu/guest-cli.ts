@@ -101,7 +101,7 @@ export async function vmGuest(argv: string[]): Promise<number> {
   let why: 'timeout' | 'interrupted' | undefined;
   const stopFor = (reason: 'timeout' | 'interrupted') => {
     why ??= reason;
-    void vm?.stop();
+    vm?.stop().catch((err: Error) => process.stderr.write(`kniv vm guest: ${err.message}\n`));
   };
   const onSignal = () => stopFor('interrupted');
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -125,7 +125,7 @@ export async function vmGuest(argv: string[]): Promise<number> {
     }
     vm.on('stderr', (line) => process.stderr.write(`qemu: ${line}\n`));
     vm.on('vhost-fallback', () => process.stderr.write('kniv vm guest: vhost-net is not carrying a NIC (qemu fell back to userspace virtio)\n'));
-    if (why !== undefined) void vm.stop();
+    if (why !== undefined) stopFor(why);
     const exit = await vm.exited;
     if (why === 'timeout') {
       process.stderr.write(`kniv vm guest: stopped after ${timeout} s\n`);

@@ -493,8 +493,13 @@ export async function launchVm(opts: LaunchOptions): Promise<Vm> {
 
   // The child gets the fd NICs' descriptors at 3, 4, ...; the parent's copies stay the caller's.
   const hostFds: number[] = [];
-  const nicFds = spec.nics.map((nic) => {
+  const nicFds = spec.nics.map((nic, i) => {
     if (nic.backend.kind !== 'fd') return undefined;
+    try {
+      fstatSync(nic.backend.fd);
+    } catch {
+      throw new Error(`${spec.name}: nics[${i}] names fd ${nic.backend.fd}, which is not open in this process`);
+    }
     hostFds.push(nic.backend.fd);
     return 2 + hostFds.length;
   });
@@ -525,7 +530,8 @@ export async function launchVm(opts: LaunchOptions): Promise<Vm> {
   const pid = child.pid;
   if (pid === undefined) {
     const r = await child;
-    throw new Error(`cannot start qemu: ${r.message}`);
+    rmSync(path('state'), { force: true });
+    throw new Error(`cannot start qemu for ${spec.name}: ${r.originalMessage ?? r.message}`);
   }
 
   const gone = new AbortController();

@@ -48,7 +48,7 @@ test.after.always(() => rmSync(diskDir, { recursive: true, force: true }));
 
 const nothing = (name = 'idle'): VmSpecInput => ({ name, memoryMiB: 64, boot: { kind: 'disk', image: emptyDisk, format: 'raw' }, accel: 'tcg' });
 
-function waitForLine(vm: Vm, re: RegExp, timeoutMs = 120_000): Promise<string> {
+function waitForLine(vm: Vm, re: RegExp, timeoutMs = 300_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       vm.off('console', onLine);
@@ -201,6 +201,10 @@ test.serial('an fd NIC reaches qemu as fd 3; a failed start says what qemu said 
   t.regex(err.message, /qemu said: .*-netdev tap,id=net0,fd=3,vhost=off: .*TUNGETIFF on FD 3/s);
   t.true(fstatSync(fd).isCharacterDevice(), "the caller's descriptor is still open");
   t.deepEqual(qemuFor(dir), []);
+  t.deepEqual(leftovers(dir), []);
+  await t.throwsAsync(launchVm({ spec: { ...nothing(), nics: [{ backend: { kind: 'fd', fd: 1000 } }] }, runDir: dir }), {
+    message: 'idle: nics[0] names fd 1000, which is not open in this process',
+  });
   t.deepEqual(leftovers(dir), []);
 });
 
