@@ -14,7 +14,7 @@
 // Sockets, pidfile and vm.json are removed when the VM is seen to exit; the
 // logs and the directory stay the caller's.
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { basename, join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -35,7 +35,7 @@ export const RUN_FILES = {
 } as const;
 
 /** qemu prints these when vhost-net could not take over a NIC (facts §4.2). */
-const VHOST_FAILURE = /falling back on userspace virtio|vhost-net requested but could not be initialized/;
+export const VHOST_FAILURE = /falling back on userspace virtio|vhost-net requested but could not be initialized/;
 
 /** sun_path holds 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
@@ -484,6 +484,14 @@ export async function launchVm(opts: LaunchOptions): Promise<Vm> {
   const persistent = opts.persistent ?? false;
   const kvm = kvmUsable();
   if (spec.accel === 'kvm' && !kvm) throw new Error(`${spec.name}: accel "kvm" was asked for, but KVM is not usable here (no /dev/kvm or no vmx/svm)`);
+  if (spec.nics.some((n) => n.vhost)) {
+    try {
+      accessSync('/dev/vhost-net', constants.R_OK | constants.W_OK);
+    } catch (err) {
+      // qemu 7.2 would warn, drop the netdev and then abort on an assertion.
+      throw new Error(`${spec.name}: a NIC asks for vhost, but /dev/vhost-net cannot be opened here (${(err as NodeJS.ErrnoException).code}); load vhost_net or set vhost: false`);
+    }
+  }
   const runDir = opts.runDir;
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
   const path = (f: keyof typeof RUN_FILES) => join(runDir, RUN_FILES[f]);

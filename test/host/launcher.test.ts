@@ -3,13 +3,13 @@
 // VM that boots nothing (an empty raw disk: SeaBIOS finds no boot sector and
 // waits) where only the process does.
 import test from 'ava';
-import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { GUEST_EXIT, GUEST_READY, guestBoot } from '../../qemu/guest-image.js';
 import { kernel } from '../../qemu/kernels.js';
-import { adoptVm, isQemuWithPidfile, launchVm, RUN_FILES, VmGoneError, type Vm } from '../../qemu/launcher.js';
+import { adoptVm, isQemuWithPidfile, launchVm, RUN_FILES, VHOST_FAILURE, VmGoneError, type Vm } from '../../qemu/launcher.js';
 import { projectRoot } from '../../qemu/paths.js';
 import type { VmSpecInput } from '../../qemu/vm-spec.js';
 import { alive, waitFor } from '../lib/util.js';
@@ -202,7 +202,7 @@ test.serial('an fd NIC reaches qemu as fd 3; a failed start says what qemu said 
   t.true(fstatSync(fd).isCharacterDevice(), "the caller's descriptor is still open");
   t.deepEqual(qemuFor(dir), []);
   t.deepEqual(leftovers(dir), []);
-  await t.throwsAsync(launchVm({ spec: { ...nothing(), nics: [{ backend: { kind: 'fd', fd: 1000 } }] }, runDir: dir }), {
+  await t.throwsAsync(launchVm({ spec: { ...nothing(), nics: [{ vhost: false, backend: { kind: 'fd', fd: 1000 } }] }, runDir: dir }), {
     message: 'idle: nics[0] names fd 1000, which is not open in this process',
   });
   t.deepEqual(leftovers(dir), []);
@@ -225,11 +225,44 @@ test.serial('one VM per run directory; adopt refuses a pidfile whose process is 
   await t.throwsAsync(adoptVm(join(other, 'missing')), { message: /the run directory does not exist/ });
 });
 
+test('qemu 7.2 says these when vhost-net does not take a NIC over', (t) => {
+  t.regex('qemu-system-x86_64: unable to start vhost net: 88: falling back on userspace virtio', VHOST_FAILURE);
+  t.regex('qemu-system-x86_64: -netdev tap,id=net0,fd=3,vhost=on: vhost-net requested but could not be initialized', VHOST_FAILURE);
+  t.notRegex('qemu-system-x86_64: terminating on signal 15 from pid 1 (init)', VHOST_FAILURE);
+});
+
+test.serial("qemu's own output is followed: each line an event, a vhost failure flagged once", async (t) => {
+  const dir = runDir(t);
+  const vm = await launchVm({ spec: nothing(), runDir: dir });
+  t.teardown(() => vm.stop());
+  const lines: string[] = [];
+  const fallbacks: string[] = [];
+  vm.on('stderr', (l) => lines.push(l));
+  vm.on('vhost-fallback', (l) => fallbacks.push(l));
+  // Stands in for qemu writing to its stderr (which is this file): vhost-net
+  // cannot fail on a host without /dev/vhost-net, and qemu 7.2 aborts
+  // instead of falling back when it is missing (see the next test).
+  const log = join(dir, RUN_FILES.qemuLog);
+  appendFileSync(log, 'qemu-system-x86_64: warning: something\n');
+  appendFileSync(log, 'qemu-system-x86_64: unable to start vhost net: 22: falling back on userspace virtio\n');
+  appendFileSync(log, 'qemu-system-x86_64: unable to start vhost net: 22: falling back on userspace virtio\n');
+  t.true(await waitFor(() => lines.length === 3, 5000), lines.join('\n'));
+  t.is(vm.vhostFallback, 'qemu-system-x86_64: unable to start vhost net: 22: falling back on userspace virtio');
+  t.is(fallbacks.length, 1);
+});
+
 test('bad specs and impossible requests fail before anything starts', async (t) => {
   const dir = runDir(t);
   await t.throwsAsync(launchVm({ spec: { name: 'x y', boot: { kind: 'kernel', kernel: '/k' } }, runDir: dir }), { name: 'ZodError' });
   const long = join(dir, 'd'.repeat(100));
   await t.throwsAsync(launchVm({ spec: nothing(), runDir: long }), { message: /is too long for a unix socket .* use a shorter runDir/ });
+  if (!existsSync('/dev/vhost-net')) {
+    const fd = openSync('/dev/null', 'r');
+    t.teardown(() => closeSync(fd));
+    await t.throwsAsync(launchVm({ spec: { ...nothing(), nics: [{ backend: { kind: 'fd', fd } }] }, runDir: dir }), {
+      message: 'idle: a NIC asks for vhost, but /dev/vhost-net cannot be opened here (ENOENT); load vhost_net or set vhost: false',
+    });
+  }
   if (!existsSync('/dev/kvm')) {
     await t.throwsAsync(launchVm({ spec: { ...nothing(), accel: 'kvm' }, runDir: dir }), { message: /accel "kvm" was asked for, but KVM is not usable here/ });
   }
