@@ -77,7 +77,7 @@ function bzImagePayload(image: Buffer, path: string): { format: 'xz' | 'zstd' | 
 export function guestKernel(kernel: Kernel): string {
   const image = readFileSync(kernel.vmlinuz);
   const key = createHash('sha256').update(image).digest('hex').slice(0, 16);
-  const dir = join(projectRoot, 'build', 'vm');
+  const dir = join(projectRoot, 'build', 'guest');
   const out = join(dir, `vmlinux-${kernel.release}-${key}`);
   try {
     statSync(out);
@@ -126,7 +126,7 @@ export function guestImage(kernel: Kernel): GuestImage {
   for (const [p, data] of files) hash.update(`${p}\0${data.length}\0`).update(data);
   for (const m of moduleFiles) hash.update(`${basename(m.source)}\0${m.raw.length}\0`).update(m.raw);
   const key = hash.digest('hex').slice(0, 16);
-  const dir = join(projectRoot, 'build', 'vm');
+  const dir = join(projectRoot, 'build', 'guest');
   const initrd = join(dir, `guest-${kernel.release}-${key}.cpio.gz`);
   const image = { release: kernel.release, kernel: guestKernel(kernel), initrd };
   try {
