@@ -141,6 +141,10 @@ test.before(async () => {
 
 test.after.always(async () => {
   if (vm && !vm.hasExited) await vm.stop();
+  // A persistent qemu whose adoption failed would outlive this file.
+  for (const p of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    if (isQemuWithPidfile(Number(p), join(runDir, RUN_FILES.pidfile))) process.kill(Number(p), 'SIGKILL');
+  }
   for (const tap of TAPS) await execa('ip', ['tuntap', 'del', 'dev', tap.ifname, 'mode', 'tap'], { reject: false });
   rmSync(runDir, { recursive: true, force: true });
 });
