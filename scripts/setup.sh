@@ -42,7 +42,7 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 # runtime libraries and pahole (BTF) for kni.ko; iproute2/ethtool/iperf3 used
 # by the tests inside the VM; python3 and g++ for node-gyp.
 packages=(
-	qemu-system-x86 busybox-static kmod cpio xz-utils util-linux
+	qemu-system-x86 busybox-static kmod cpio xz-utils zstd util-linux
 	make gcc-12 g++ libc6-dev libelf1 libssl3 dwarves bc
 	iproute2 iputils-ping ethtool iperf3 python3 ca-certificates
 )
