@@ -47,9 +47,16 @@ export async function kernelLog(): Promise<string> {
 }
 
 /** The kernel log from now on: call the returned function to read what was added. */
+// By timestamp rather than by line count: the ring buffer drops its oldest
+// lines once it is full, which long VM runs reach.
 export async function kernelLogSince(): Promise<() => Promise<string>> {
-  const before = (await kernelLog()).split('\n').length;
-  return async () => (await kernelLog()).split('\n').slice(before - 1).join('\n');
+  const stamp = (line: string) => Number(/^\[\s*(\d+\.\d+)\]/.exec(line)?.[1] ?? NaN);
+  const last = (await kernelLog()).split('\n').map(stamp).filter((s) => !Number.isNaN(s)).at(-1) ?? -1;
+  return async () => {
+    const lines = (await kernelLog()).split('\n');
+    const first = lines.findIndex((l) => stamp(l) > last);
+    return first < 0 ? '' : lines.slice(first).join('\n');
+  };
 }
 
 export function currentMode(): string {
