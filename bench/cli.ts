@@ -1,0 +1,177 @@
+// `kniv bench exception-path`: runs the exception-path benchmark inside the
+// appliance VM (or, with --here, on this system), writes the JSON result and
+// prints the table.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
+import { kvmUsable } from '../qemu/accel.js';
+import { runInterruptible, reportFailure } from '../qemu/vm-cli.js';
+import { KernelLabelSchema } from '../qemu/kernels.js';
+import { projectRoot } from '../qemu/paths.js';
+import { ensureHelper, runExceptionPath } from './exception-path.js';
+import {
+  DirectionSchema,
+  ExceptionPathConfigSchema,
+  ExceptionPathResultSchema,
+  formatTable,
+  FrameBytesSchema,
+  PathSchema,
+  type ExceptionPathConfig,
+  type ExceptionPathResult,
+} from './result.js';
+
+const table: OptionsTable = {
+  kernel: { type: 'string', value: '6.1|6.12', help: 'appliance kernel (default 6.1)' },
+  seconds: { type: 'string', value: 'N', help: 'measured seconds per run (default 3)' },
+  warmup: { type: 'string', value: 'N', help: 'seconds of traffic before each measurement, not counted (default 1)' },
+  repeat: { type: 'string', value: 'N', help: 'runs of each case; the table shows medians (default 3)' },
+  size: { type: 'string', multiple: true, value: 'BYTES', help: 'Ethernet frame size without FCS, 60..1514 (default 64 and 1500)' },
+  path: { type: 'string', multiple: true, value: 'kni|tap', help: 'paths to measure (default both)' },
+  direction: { type: 'string', multiple: true, value: 'to-linux|from-linux', help: 'directions to measure (default both)' },
+  'idle-us': { type: 'string', value: 'N', help: "data plane and relay sleep when idle, in µs (default 200)" },
+  'kni-param': { type: 'string', multiple: true, value: 'NAME=VALUE', help: 'kni.ko parameter at VM boot, e.g. kthread_mode=multiple' },
+  profile: { type: 'boolean', help: 'sample every CPU with perf during each run and keep the top symbols (lowers the rates)' },
+  json: { type: 'string', value: 'FILE', help: 'where to write the result (default bench/results/exception-path-<kernel>-<time>.json); - prints only the JSON, on stdout' },
+  here: { type: 'boolean', help: 'run on this system (root, kni.ko loaded) instead of in the appliance VM' },
+};
+
+const USAGE = 'kniv bench exception-path [options]';
+const SUMMARY = `Measures packets per second and Gbit/s between the data plane and a Linux UDP
+socket, through a KNI interface and through a TAP device, in both directions,
+side by side in one run inside the appliance VM. Under TCG the figures are
+emulation speed: compare KNI with TAP, not with real hardware. docs/bench.md
+describes the method.`;
+
+function many<T>(name: string, values: unknown, parseOne: (v: string) => T): T[] | undefined {
+  if (values === undefined) return undefined;
+  return (values as string[]).map((v) => {
+    try {
+      return parseOne(v);
+    } catch {
+      throw new UsageError(`--${name}: ${JSON.stringify(v)} is not one of the accepted values (see --help)`);
+    }
+  });
+}
+
+/** The benchmark's config from the command line; unset options keep their defaults. */
+function configFrom(values: Record<string, unknown>): Partial<ExceptionPathConfig> {
+  const c: Partial<ExceptionPathConfig> = {};
+  const seconds = intOption('seconds', values.seconds, 1, 600);
+  const warmup = intOption('warmup', values.warmup, 0, 60);
+  const repeat = intOption('repeat', values.repeat, 1, 50);
+  const idleUs = intOption('idle-us', values['idle-us'], 1, 100_000);
+  const sizes = many('size', values.size, (v) => FrameBytesSchema.parse(Number(v)));
+  const paths = many('path', values.path, (v) => PathSchema.parse(v));
+  const directions = many('direction', values.direction, (v) => DirectionSchema.parse(v));
+  if (seconds !== undefined) c.seconds = seconds;
+  if (warmup !== undefined) c.warmupSeconds = warmup;
+  if (repeat !== undefined) c.repeat = repeat;
+  if (idleUs !== undefined) c.idleUs = idleUs;
+  if (sizes) c.frameBytes = [...new Set(sizes)];
+  if (paths) c.paths = [...new Set(paths)];
+  if (directions) c.directions = [...new Set(directions)];
+  if (values.profile) c.profile = true;
+  return c;
+}
+
+/** The same options, as arguments for the run inside the VM. */
+function configArgs(c: Partial<ExceptionPathConfig>): string[] {
+  const a: string[] = [];
+  if (c.seconds !== undefined) a.push('--seconds', String(c.seconds));
+  if (c.warmupSeconds !== undefined) a.push('--warmup', String(c.warmupSeconds));
+  if (c.repeat !== undefined) a.push('--repeat', String(c.repeat));
+  if (c.idleUs !== undefined) a.push('--idle-us', String(c.idleUs));
+  for (const s of c.frameBytes ?? []) a.push('--size', String(s));
+  for (const p of c.paths ?? []) a.push('--path', p);
+  for (const d of c.directions ?? []) a.push('--direction', d);
+  if (c.profile) a.push('--profile');
+  return a;
+}
+
+class Collect extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.text += chunk.toString('utf8');
+    cb();
+  }
+}
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+function output(result: ExceptionPathResult, json: string | undefined, kernelLabel: string, extra: string): number {
+  const text = `${JSON.stringify(result, null, 2)}\n`;
+  if (json === '-') {
+    process.stdout.write(text);
+  } else {
+    const file = resolve(json ?? join(projectRoot, 'bench', 'results', `exception-path-${kernelLabel}-${stamp(new Date(result.startedAt))}.json`));
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, text);
+    process.stdout.write(`\n${formatTable(result)}${extra}result: ${file}\n`);
+  }
+  const empty = result.runs.filter((r) => r.received.packets === 0 || r.sent.packets === 0);
+  for (const r of empty) process.stderr.write(`kniv bench: ${r.path} ${r.direction} ${r.frameBytes} B (run ${r.repeat}) moved no packets\n`);
+  return empty.length === 0 ? 0 : 1;
+}
+
+async function exceptionPath(argv: string[]): Promise<number> {
+  const { values } = parse(argv, table, false);
+  if (values.help) {
+    process.stdout.write(helpText(USAGE, SUMMARY, table));
+    return 0;
+  }
+  const config = configFrom(values);
+  const full = ExceptionPathConfigSchema.parse(config);
+  const json = values.json as string | undefined;
+
+  if (values.here) {
+    if (values.kernel !== undefined || values['kni-param'] !== undefined) throw new UsageError('--kernel and --kni-param choose the appliance VM; they do not apply with --here');
+    const result = await runExceptionPath(config, (l) => process.stderr.write(`${l}\n`));
+    return output(result, json, release(), '');
+  }
+
+  const kernel = KernelLabelSchema.safeParse(values.kernel ?? '6.1');
+  if (!kernel.success) throw new UsageError(`--kernel must be 6.1 or 6.12, not ${JSON.stringify(values.kernel)}`);
+  const cases = full.paths.length * full.directions.length * full.frameBytes.length * full.repeat;
+  const timeoutMs = (cases * (full.seconds + full.warmupSeconds + 15) + 180) * 1000;
+  const accel = kvmUsable() ? 'kvm' : 'tcg';
+  process.stderr.write(`kniv bench: ${cases} runs in the appliance VM (kernel ${kernel.data}, ${accel.toUpperCase()})...\n`);
+  await ensureHelper();
+  const started = Date.now();
+  const loadBefore = loadavg()[0] ?? 0;
+  const stdout = new Collect();
+  const vm = await runInterruptible({
+    kernel: kernel.data,
+    command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'bench', 'exception-path', '--here', '--json', '-', ...configArgs(config)],
+    cwd: projectRoot,
+    kniParams: (values['kni-param'] as string[] | undefined) ?? [],
+    timeoutMs,
+  }, undefined, { stdout, stderr: process.stderr });
+  // Status 1 inside means a path moved nothing: the result is still written.
+  if (vm.failure !== undefined || (vm.exitCode !== 0 && vm.exitCode !== 1)) {
+    reportFailure(vm);
+    process.stderr.write(`kniv bench: the run in the appliance VM failed (status ${vm.exitCode})\n`);
+    return vm.exitCode === 0 || vm.exitCode === 1 ? 2 : vm.exitCode;
+  }
+  const parsed = ExceptionPathResultSchema.parse(JSON.parse(stdout.text));
+  const result: ExceptionPathResult = {
+    ...parsed,
+    system: { ...parsed.system, where: 'appliance-vm', accel },
+    host: { cpus: cpus().length, loadAverageBefore: loadBefore, loadAverageAfter: loadavg()[0] ?? 0 },
+  };
+  const total = (Date.now() - started) / 1000;
+  return output(result, json, kernel.data, `whole command, VM boot included: ${total.toFixed(0)} s\n`);
+}
+
+export async function bench(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === 'exception-path') return exceptionPath(rest);
+  if (name === '--help' || name === '-h') {
+    process.stdout.write('usage: kniv bench exception-path [options]\n\n  exception-path  data plane <-> Linux UDP socket through KNI and through TAP\n');
+    return 0;
+  }
+  throw new UsageError(name === undefined ? 'kniv bench: a benchmark is required: exception-path' : `kniv bench: unknown benchmark ${JSON.stringify(name)}`);
+}

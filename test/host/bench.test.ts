@@ -1,0 +1,116 @@
+// `kniv bench exception-path`: the result document's arithmetic and table,
+// the frames it injects, usage errors, and one short real run in the
+// appliance VM. No assertion is made on the speeds themselves.
+import test from 'ava';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { udpFrame } from '../../bench/exception-path.js';
+import { DIRECTIONS, ExceptionPathResultSchema, formatTable, median, PATHS, summarise, type Run } from '../../bench/result.js';
+import { runKniv } from '../lib/util.js';
+
+/** Ones' complement sum of 16-bit big-endian words, written out longhand. */
+function checksum(bytes: number[]): number {
+  let sum = 0;
+  for (let i = 0; i < bytes.length; i += 2) sum += ((bytes[i] ?? 0) << 8) + (bytes[i + 1] ?? 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
+test('udpFrame builds Ethernet/IPv4/UDP frames whose checksums verify', (t) => {
+  for (const size of [60, 64, 65, 1500, 1514]) {
+    const f = udpFrame({ srcMac: '02:00:00:00:00:02', dstMac: '02:00:00:00:00:01', srcIp: '10.201.0.2', dstIp: '10.201.0.1', srcPort: 9, dstPort: 47001, frameBytes: size });
+    t.is(f.length, size);
+    t.deepEqual([...f.subarray(0, 6)], [2, 0, 0, 0, 0, 1]);
+    t.is(f.readUInt16BE(12), 0x0800);
+    t.is(f.readUInt16BE(16), size - 14, 'IP total length');
+    t.is(f.readUInt16BE(38), size - 34, 'UDP length');
+    t.is(checksum([...f.subarray(14, 34)]), 0xffff, 'IP header checksum');
+    const pseudo = [...f.subarray(26, 34), 0, 17, (size - 34) >> 8, (size - 34) & 0xff];
+    t.is(checksum([...pseudo, ...f.subarray(34)]), 0xffff, `UDP checksum, ${size} B`);
+  }
+});
+
+const run = (path: Run['path'], direction: Run['direction'], pps: number, repeat: number): Run => ({
+  path,
+  direction,
+  frameBytes: 64,
+  repeat,
+  seconds: 1,
+  sent: { packets: pps, pps, gbps: (pps * 512) / 1e9 },
+  received: { packets: pps, pps, gbps: (pps * 512) / 1e9 },
+  lossRatio: 0,
+  counters: {},
+  cpu: { user: 0, system: 0, softirq: 0, idle: 1, threads: { helper: 0, forwarder: 0, kthread: 0, ksoftirqd: 0 } },
+});
+
+test('summaries are medians over repeats, and the table puts KNI and TAP side by side', (t) => {
+  t.is(median([3, 1, 2]), 2);
+  t.is(median([4, 1, 2, 3]), 2.5);
+  const runs = [run('kni', 'to-linux', 100, 1), run('kni', 'to-linux', 300, 2), run('kni', 'to-linux', 200, 3), run('tap', 'to-linux', 100, 1)];
+  const summary = summarise(runs);
+  t.is(summary.length, 2);
+  t.is(summary.find((s) => s.path === 'kni')?.receivedPps, 200);
+  t.is(summary.find((s) => s.path === 'kni')?.runs, 3);
+  const table = formatTable(
+    ExceptionPathResultSchema.parse({
+      benchmark: 'exception-path',
+      version: 1,
+      startedAt: new Date().toISOString(),
+      seconds: 10,
+      system: { kernel: '6.1.0-test', cpus: 2, cpuModel: 'x', node: 'v20', kthreadMode: 'single', pollIntervalUs: 100, where: 'appliance-vm', accel: 'tcg' },
+      config: { frameBytes: [64], directions: ['to-linux'] },
+      runs,
+      summary,
+    }),
+  );
+  t.regex(table, /TCG/);
+  t.regex(table, /to-linux\s+64 B\s+200\s+.*100\s+.*2\.00x/);
+});
+
+test('bad options are usage errors that name the option', async (t) => {
+  for (const [args, message] of [
+    [['--seconds', '0'], /--seconds must be a whole number/],
+    [['--size', '20'], /--size: "20"/],
+    [['--path', 'tun'], /--path: "tun"/],
+    [['--kernel', '5.10'], /--kernel must be 6.1 or 6.12/],
+    [['--here', '--kernel', '6.12'], /do not apply with --here/],
+  ] as const) {
+    const r = await runKniv(['bench', 'exception-path', ...args]);
+    t.is(r.exitCode, 2, r.all);
+    t.regex(r.stderr, message);
+  }
+  const unknown = await runKniv(['bench', 'nope']);
+  t.is(unknown.exitCode, 2);
+  t.regex(unknown.stderr, /unknown benchmark "nope"/);
+});
+
+test('a short real run in the appliance VM measures every path and direction and writes the JSON', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kniv-bench-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'result.json');
+  const r = await runKniv(['bench', 'exception-path', '--seconds', '1', '--warmup', '1', '--repeat', '1', '--size', '64', '--json', file]);
+  t.is(r.exitCode, 0, r.all);
+  const result = ExceptionPathResultSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+  t.is(result.system.where, 'appliance-vm');
+  t.regex(result.system.kernel, /^6\.1\./);
+  t.is(result.system.kthreadMode, 'single');
+  t.deepEqual(result.config.frameBytes, [64]);
+  t.is(result.runs.length, PATHS.length * DIRECTIONS.length);
+  t.is(result.summary.length, PATHS.length * DIRECTIONS.length);
+  for (const path of PATHS) {
+    for (const direction of DIRECTIONS) {
+      const x = result.runs.find((u) => u.path === path && u.direction === direction);
+      t.truthy(x, `${path} ${direction} measured`);
+      if (!x) continue;
+      t.true(x.sent.packets > 0, `${path} ${direction}: something sent`);
+      t.true(x.received.packets > 0, `${path} ${direction}: something received`);
+      t.true(x.seconds > 0.5);
+      // The kernel verified the injected frames' checksums.
+      t.is(x.counters['udp.InCsumErrors'] ?? 0, 0);
+    }
+  }
+  t.regex(r.stdout, /KNI\/TAP/);
+  t.regex(r.stdout, /from-linux\s+64 B/);
+  t.true(r.stdout.includes(file));
+});
