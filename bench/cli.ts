@@ -1,7 +1,7 @@
 // `kniv bench exception-path`: runs the exception-path benchmark inside the
 // appliance VM (or, with --here, on this system), writes the JSON result and
 // prints the table.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -19,8 +19,12 @@ import {
   FrameBytesSchema,
   PathSchema,
   type ExceptionPathConfig,
+  summarise,
   type ExceptionPathResult,
 } from './result.js';
+
+/** The line the run inside the VM prints as a window starts or ends. */
+const MARK = 'kniv-bench-window';
 
 const table: OptionsTable = {
   kernel: { type: 'string', value: '6.1|6.12', help: 'appliance kernel (default 6.1)' },
@@ -32,9 +36,11 @@ const table: OptionsTable = {
   direction: { type: 'string', multiple: true, value: 'to-linux|from-linux', help: 'directions to measure (default both)' },
   'idle-us': { type: 'string', value: 'N', help: "data plane and relay sleep when idle, in µs (default 200)" },
   'kni-param': { type: 'string', multiple: true, value: 'NAME=VALUE', help: 'kni.ko parameter at VM boot, e.g. kthread_mode=multiple' },
+  'vm-cpus': { type: 'string', value: 'N', help: 'vCPUs of the appliance VM (default 2)' },
   profile: { type: 'boolean', help: 'sample every CPU with perf during each run and keep the top symbols (lowers the rates)' },
   json: { type: 'string', value: 'FILE', help: 'where to write the result (default bench/results/exception-path-<kernel>-<time>.json); - prints only the JSON, on stdout' },
   here: { type: 'boolean', help: 'run on this system (root, kni.ko loaded) instead of in the appliance VM' },
+  'mark-windows': { type: 'boolean', help: `with --here: a line '${MARK} start|end N' on stderr as run N's window starts and ends (the VM runner reads them)` },
 };
 
 const USAGE = 'kniv bench exception-path [options]';
@@ -90,6 +96,85 @@ function configArgs(c: Partial<ExceptionPathConfig>): string[] {
   return a;
 }
 
+/**
+ * Time all of a process's threads spent on a CPU, and waiting on a run queue
+ * for one, in seconds, from their schedstat.
+ */
+function processCpu(pid: number): { cpu: number; wait: number } {
+  let run = 0;
+  let wait = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const f = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ');
+      run += Number(f[0]);
+      wait += Number(f[1]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return { cpu: run / 1e9, wait: wait / 1e9 };
+}
+
+/** The qemu this process started (setpriv execs it, so it is a direct child). */
+function qemuChild(): number | undefined {
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && comm.startsWith('qemu-system')) return Number(e);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+interface HostSample {
+  at: number;
+  cpu: number;
+  wait: number;
+}
+
+/**
+ * The VM's stderr on its way to ours: progress lines pass through, window
+ * marks are taken out and answered with a sample of qemu's CPU time, so that
+ * each run learns what the host gave the VM while it was measured.
+ */
+class WindowSampler extends Writable {
+  readonly samples = new Map<string, HostSample>();
+  private partial = '';
+  private pid: number | undefined;
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    const lines = (this.partial + chunk.toString('utf8')).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = new RegExp(`^${MARK} (start|end) (\\d+)$`).exec(line);
+      if (!m) {
+        process.stderr.write(`${line}\n`);
+        continue;
+      }
+      this.pid ??= qemuChild();
+      if (this.pid !== undefined) this.samples.set(`${m[1]} ${m[2]}`, { at: Number(process.hrtime.bigint()) / 1e9, ...processCpu(this.pid) });
+    }
+    cb();
+  }
+
+  override _final(cb: () => void): void {
+    if (this.partial) process.stderr.write(this.partial);
+    cb();
+  }
+
+  /** Host seconds, and qemu's CPU and run-queue seconds, of run i's window, if both marks arrived. */
+  window(i: number): { hostSeconds: number; hostCpuSeconds: number; hostWaitSeconds: number } | undefined {
+    const a = this.samples.get(`start ${i}`);
+    const b = this.samples.get(`end ${i}`);
+    return a && b && b.at > a.at ? { hostSeconds: b.at - a.at, hostCpuSeconds: b.cpu - a.cpu, hostWaitSeconds: b.wait - a.wait } : undefined;
+  }
+}
+
 class Collect extends Writable {
   text = '';
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
@@ -128,13 +213,18 @@ async function exceptionPath(argv: string[]): Promise<number> {
   const json = values.json as string | undefined;
 
   if (values.here) {
-    if (values.kernel !== undefined || values['kni-param'] !== undefined) throw new UsageError('--kernel and --kni-param choose the appliance VM; they do not apply with --here');
-    const result = await runExceptionPath(config, (l) => process.stderr.write(`${l}\n`));
+    if (values.kernel !== undefined || values['kni-param'] !== undefined || values['vm-cpus'] !== undefined) {
+      throw new UsageError('--kernel, --kni-param and --vm-cpus choose the appliance VM; they do not apply with --here');
+    }
+    const mark = values['mark-windows'] ? (edge: string, i: number) => process.stderr.write(`${MARK} ${edge} ${i}\n`) : undefined;
+    const result = await runExceptionPath(config, (l) => process.stderr.write(`${l}\n`), mark);
     return output(result, json, release(), '');
   }
 
+  if (values['mark-windows']) throw new UsageError('--mark-windows goes with --here');
   const kernel = KernelLabelSchema.safeParse(values.kernel ?? '6.1');
   if (!kernel.success) throw new UsageError(`--kernel must be 6.1 or 6.12, not ${JSON.stringify(values.kernel)}`);
+  const vmCpus = intOption('vm-cpus', values['vm-cpus'], 1, 16) ?? 2;
   const cases = full.paths.length * full.directions.length * full.frameBytes.length * full.repeat;
   const timeoutMs = (cases * (full.seconds + full.warmupSeconds + 15) + 180) * 1000;
   const accel = kvmUsable() ? 'kvm' : 'tcg';
@@ -143,13 +233,15 @@ async function exceptionPath(argv: string[]): Promise<number> {
   const started = Date.now();
   const loadBefore = loadavg()[0] ?? 0;
   const stdout = new Collect();
+  const sampler = new WindowSampler();
   const vm = await runInterruptible({
     kernel: kernel.data,
-    command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'bench', 'exception-path', '--here', '--json', '-', ...configArgs(config)],
+    command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'bench', 'exception-path', '--here', '--mark-windows', '--json', '-', ...configArgs(config)],
     cwd: projectRoot,
     kniParams: (values['kni-param'] as string[] | undefined) ?? [],
+    cpus: vmCpus,
     timeoutMs,
-  }, undefined, { stdout, stderr: process.stderr });
+  }, undefined, { stdout, stderr: sampler });
   // Status 1 inside means a path moved nothing: the result is still written.
   if (vm.failure !== undefined || (vm.exitCode !== 0 && vm.exitCode !== 1)) {
     reportFailure(vm);
@@ -157,8 +249,14 @@ async function exceptionPath(argv: string[]): Promise<number> {
     return vm.exitCode === 0 || vm.exitCode === 1 ? 2 : vm.exitCode;
   }
   const parsed = ExceptionPathResultSchema.parse(JSON.parse(stdout.text));
+  const runs = parsed.runs.map((r, i) => {
+    const vm = sampler.window(i);
+    return vm ? { ...r, vm } : r;
+  });
   const result: ExceptionPathResult = {
     ...parsed,
+    runs,
+    summary: summarise(runs),
     system: { ...parsed.system, where: 'appliance-vm', accel },
     host: { cpus: cpus().length, loadAverageBefore: loadBefore, loadAverageAfter: loadavg()[0] ?? 0 },
   };

@@ -312,7 +312,10 @@ class Bench {
     private readonly workDir: string,
     private readonly helperBinary: string,
     private readonly log: (line: string) => void,
+    private readonly onWindow: WindowHook | undefined,
   ) {}
+
+  private windows = 0;
 
   /**
    * Creates and configures the device of one path. Only that device exists
@@ -425,13 +428,16 @@ class Bench {
         helper = await Helper.start(this.helperBinary, ['send', e.localIp, e.peerIp, String(e.udpPort), String(frameBytes - FRAME_OVERHEAD)]);
       }
       await sleep(warmupSeconds * 1000);
+      const index = this.windows++;
       const a = await this.snapshot(path, helper, fwd);
+      this.onWindow?.('start', index);
       const perfData = join(this.workDir, `perf-${path}-${direction}-${frameBytes}-${repeat}.data`);
       const perf = this.config.profile
         ? execa('perf', ['record', '-a', '-q', '-F', '999', '-o', perfData, '--', 'sleep', String(seconds)], { all: true, reject: false })
         : undefined;
       await sleep(seconds * 1000);
       const b = await this.snapshot(path, helper, fwd);
+      this.onWindow?.('end', index);
       const run = this.result(path, direction, frameBytes, repeat, a, b);
       if (perf) run.profile = await perfProfile(perf, perfData);
       this.log(
@@ -496,12 +502,19 @@ function readParam(name: string): number | null {
   }
 }
 
+/** Called as each measured window starts and ends; index counts runs from 0 in the order of `runs`. */
+export type WindowHook = (edge: 'start' | 'end', index: number) => void;
+
 /**
  * Runs the benchmark here: kni.ko must be loaded and this process root. Every
  * combination of the config's paths, directions and frame sizes, `repeat`
  * times, KNI and TAP next to each other in time. Progress goes to log().
  */
-export async function runExceptionPath(options: Partial<ExceptionPathConfig>, log: (line: string) => void): Promise<ExceptionPathResult> {
+export async function runExceptionPath(
+  options: Partial<ExceptionPathConfig>,
+  log: (line: string) => void,
+  onWindow?: WindowHook,
+): Promise<ExceptionPathResult> {
   const config = ExceptionPathConfigSchema.parse(options);
   const info = moduleInfo();
   const started = new Date();
@@ -509,7 +522,7 @@ export async function runExceptionPath(options: Partial<ExceptionPathConfig>, lo
   const dir = mkdtempSync(join(tmpdir(), 'kniv-bench-'));
   const runs: Run[] = [];
   try {
-    const bench = new Bench(config, dir, await ensureHelper(), log);
+    const bench = new Bench(config, dir, await ensureHelper(), log, onWindow);
     try {
       for (let r = 1; r <= config.repeat; r++) {
         for (const direction of config.directions) {

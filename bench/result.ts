@@ -61,6 +61,20 @@ export const RunSchema = z.object({
   /** Deltas over the window of the counters that say where frames went. */
   counters: z.record(z.string(), z.number()),
   cpu: CpuSchema,
+  /**
+   * In the appliance VM: what the host gave the VM during the window, read
+   * from qemu's threads. On a shared host this varies from run to run; the
+   * packets per host CPU-second it yields (the cost of a packet through the
+   * emulated path) varies much less than the rates.
+   */
+  vm: z
+    .object({
+      hostSeconds: z.number().positive(),
+      hostCpuSeconds: z.number().min(0),
+      /** Time qemu's threads were ready to run but waited for a host CPU: other load on the host. */
+      hostWaitSeconds: z.number().min(0),
+    })
+    .optional(),
   /** With --profile: where the CPUs spent the window (perf cpu-clock samples, self time). */
   profile: z.array(z.object({ percent: z.number(), comm: z.string(), symbol: z.string(), kernel: z.boolean() })).optional(),
 });
@@ -76,6 +90,11 @@ export const SummarySchema = z.object({
   receivedPps: Rate,
   receivedGbps: Rate,
   lossRatio: z.number(),
+  /** Host CPU cores the VM got during the window, and received packets per host CPU-second (appliance VM only). */
+  vmCores: z.number().nullable(),
+  /** Host CPU cores' worth of time the VM's threads waited to run (other load on the host). */
+  vmWaitCores: z.number().nullable(),
+  receivedPerHostCpuSecond: z.number().nullable(),
 });
 export type Summary = z.infer<typeof SummarySchema>;
 
@@ -133,6 +152,7 @@ export function summarise(runs: Run[]): Summary[] {
   }
   return [...groups.values()].map((g) => {
     const first = g[0] as Run;
+    const vm = g.flatMap((r) => (r.vm && r.vm.hostCpuSeconds > 0 ? [{ run: r, ...r.vm }] : []));
     return {
       path: first.path,
       direction: first.direction,
@@ -142,6 +162,9 @@ export function summarise(runs: Run[]): Summary[] {
       receivedPps: median(g.map((r) => r.received.pps)),
       receivedGbps: median(g.map((r) => r.received.gbps)),
       lossRatio: median(g.map((r) => r.lossRatio)),
+      vmCores: vm.length === g.length ? median(vm.map((v) => v.hostCpuSeconds / v.hostSeconds)) : null,
+      vmWaitCores: vm.length === g.length ? median(vm.map((v) => v.hostWaitSeconds / v.hostSeconds)) : null,
+      receivedPerHostCpuSecond: vm.length === g.length ? median(vm.map((v) => (v.run.received.pps * v.hostSeconds) / v.hostCpuSeconds)) : null,
     };
   });
 }
@@ -149,6 +172,34 @@ export function summarise(runs: Run[]): Summary[] {
 const fmtPps = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0));
 const fmtGbps = (n: number) => (n >= 1 ? n.toFixed(2) : n >= 0.01 ? n.toFixed(3) : n.toFixed(4));
 const fmtLoss = (n: number) => `${(Math.max(0, n) * 100).toFixed(n > 0 && n < 0.01 ? 2 : 0)}%`;
+
+/**
+ * KNI against TAP for one direction and size: the median over repeats of
+ * KNI's figure divided by TAP's in the same repeat. The two runs of a repeat
+ * follow each other, so slow changes in what the host gives the VM cancel out.
+ */
+export function pairedRatio(runs: Run[], direction: Direction, frameBytes: number, figure: (r: Run) => number | undefined): number | undefined {
+  const ratios: number[] = [];
+  const cases = runs.filter((r) => r.direction === direction && r.frameBytes === frameBytes);
+  for (const k of cases.filter((r) => r.path === 'kni')) {
+    const t = cases.find((r) => r.path === 'tap' && r.repeat === k.repeat);
+    const a = figure(k);
+    const b = t && figure(t);
+    if (a !== undefined && b !== undefined && b > 0) ratios.push(a / b);
+  }
+  return ratios.length > 0 ? median(ratios) : undefined;
+}
+
+/** Received packets per host CPU-second of the VM, when the host sampled it. */
+export const perHostCpuSecond = (r: Run): number | undefined =>
+  r.vm && r.vm.hostCpuSeconds > 0 ? (r.received.pps * r.vm.hostSeconds) / r.vm.hostCpuSeconds : undefined;
+
+const ratio = (x: number | undefined) => (x === undefined ? '-' : `${x.toFixed(2)}x`);
+
+function align(rows: string[][]): string[] {
+  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  '));
+}
 
 /** The human summary: one row per direction and size, KNI and TAP side by side. */
 export function formatTable(result: ExceptionPathResult): string {
@@ -158,7 +209,7 @@ export function formatTable(result: ExceptionPathResult): string {
   const lines = [
     `exception path: data plane <-> Linux UDP socket, KNI vs TAP`,
     `kernel ${s.kernel}, ${s.cpus} CPUs, ${where}, kthread_mode=${s.kthreadMode}, poll_interval_us=${s.pollIntervalUs ?? '?'}, idleUs=${c.idleUs}`,
-    `${c.seconds} s per run after ${c.warmupSeconds} s warm-up, median of ${c.repeat}; rates are what arrived (sent / arrived: loss)`,
+    `${c.seconds} s per run after ${c.warmupSeconds} s warm-up, median of ${c.repeat}; rates are what arrived; KNI/TAP is the median of the ratios within each repeat`,
     ...(c.profile ? ['profiled with perf: the rates are lower than without --profile'] : []),
     '',
   ];
@@ -173,16 +224,38 @@ export function formatTable(result: ExceptionPathResult): string {
         const x = byPath.get(p);
         row.push(x ? fmtPps(x.receivedPps) : '-', x ? fmtGbps(x.receivedGbps) : '-', x ? fmtLoss(x.lossRatio) : '-');
       }
-      if (c.paths.length === 2) {
-        const k = byPath.get('kni');
-        const t = byPath.get('tap');
-        row.push(k && t && t.receivedPps > 0 ? `${(k.receivedPps / t.receivedPps).toFixed(2)}x` : '-');
-      }
+      if (c.paths.length === 2) row.push(ratio(pairedRatio(result.runs, d, f, (r) => r.received.pps)));
       rows.push(row);
     }
   }
-  const widths = (header as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  for (const r of rows) lines.push(r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  '));
+  lines.push(...align(rows));
+  if (result.summary.every((x) => x.receivedPerHostCpuSecond !== null)) {
+    lines.push(
+      '',
+      'per host CPU-second of the VM (the cost of a packet through the emulated path; steadier than pps on a shared host);',
+      'cores: host CPUs the VM used; wait: host CPUs\' worth of time it was ready to run but another process had the CPU',
+    );
+    const head = ['direction', 'frame', ...c.paths.flatMap((p) => [`${p.toUpperCase()} pkt/CPU-s`, `${p.toUpperCase()} cores`, `${p.toUpperCase()} wait`])];
+    if (c.paths.length === 2) head.push('KNI/TAP');
+    const eff: string[][] = [head];
+    for (const d of c.directions) {
+      for (const f of c.frameBytes) {
+        const row = [d, `${f} B`];
+        const byPath = new Map(result.summary.filter((x) => x.direction === d && x.frameBytes === f).map((x) => [x.path, x]));
+        for (const p of c.paths) {
+          const x = byPath.get(p);
+          row.push(
+            x?.receivedPerHostCpuSecond != null ? fmtPps(x.receivedPerHostCpuSecond) : '-',
+            x?.vmCores != null ? x.vmCores.toFixed(2) : '-',
+            x?.vmWaitCores != null ? x.vmWaitCores.toFixed(2) : '-',
+          );
+        }
+        if (c.paths.length === 2) row.push(ratio(pairedRatio(result.runs, d, f, perHostCpuSecond)));
+        eff.push(row);
+      }
+    }
+    lines.push(...align(eff));
+  }
   const h = result.host;
   lines.push('');
   if (h) lines.push(`host: ${h.cpus} CPUs, load average ${h.loadAverageBefore.toFixed(1)} before, ${h.loadAverageAfter.toFixed(1)} after (other load is noise)`);

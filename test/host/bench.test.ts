@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { udpFrame } from '../../bench/exception-path.js';
-import { DIRECTIONS, ExceptionPathResultSchema, formatTable, median, PATHS, summarise, type Run } from '../../bench/result.js';
+import { DIRECTIONS, ExceptionPathResultSchema, formatTable, median, pairedRatio, PATHS, summarise, type Run } from '../../bench/result.js';
 import { runKniv } from '../lib/util.js';
 
 /** Ones' complement sum of 16-bit big-endian words, written out longhand. */
@@ -47,11 +47,16 @@ const run = (path: Run['path'], direction: Run['direction'], pps: number, repeat
 test('summaries are medians over repeats, and the table puts KNI and TAP side by side', (t) => {
   t.is(median([3, 1, 2]), 2);
   t.is(median([4, 1, 2, 3]), 2.5);
-  const runs = [run('kni', 'to-linux', 100, 1), run('kni', 'to-linux', 300, 2), run('kni', 'to-linux', 200, 3), run('tap', 'to-linux', 100, 1)];
+  const runs = [
+    ...[100, 300, 200].map((pps, i) => run('kni', 'to-linux', pps, i + 1)),
+    ...[100, 100, 100].map((pps, i) => run('tap', 'to-linux', pps, i + 1)),
+  ];
   const summary = summarise(runs);
   t.is(summary.length, 2);
   t.is(summary.find((s) => s.path === 'kni')?.receivedPps, 200);
   t.is(summary.find((s) => s.path === 'kni')?.runs, 3);
+  // The KNI/TAP column is the median of the ratios within each repeat: 1, 3 and 2.
+  t.is(pairedRatio(runs, 'to-linux', 64, (r) => r.received.pps), 2);
   const table = formatTable(
     ExceptionPathResultSchema.parse({
       benchmark: 'exception-path',
@@ -75,6 +80,8 @@ test('bad options are usage errors that name the option', async (t) => {
     [['--path', 'tun'], /--path: "tun"/],
     [['--kernel', '5.10'], /--kernel must be 6.1 or 6.12/],
     [['--here', '--kernel', '6.12'], /do not apply with --here/],
+    [['--vm-cpus', '0'], /--vm-cpus must be a whole number/],
+    [['--mark-windows'], /--mark-windows goes with --here/],
   ] as const) {
     const r = await runKniv(['bench', 'exception-path', ...args]);
     t.is(r.exitCode, 2, r.all);
@@ -108,9 +115,13 @@ test('a short real run in the appliance VM measures every path and direction and
       t.true(x.seconds > 0.5);
       // The kernel verified the injected frames' checksums.
       t.is(x.counters['udp.InCsumErrors'] ?? 0, 0);
+      // The host sampled qemu's CPU time over the window.
+      t.true((x.vm?.hostCpuSeconds ?? 0) > 0, `${path} ${direction}: qemu's CPU time over the window`);
     }
   }
+  t.true(result.summary.every((x) => x.receivedPerHostCpuSecond !== null && x.receivedPerHostCpuSecond > 0));
   t.regex(r.stdout, /KNI\/TAP/);
+  t.regex(r.stdout, /per host CPU-second/);
   t.regex(r.stdout, /from-linux\s+64 B/);
   t.true(r.stdout.includes(file));
 });
