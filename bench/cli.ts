@@ -97,22 +97,26 @@ function configArgs(c: Partial<ExceptionPathConfig>): string[] {
 }
 
 /**
- * Time all of a process's threads spent on a CPU, and waiting on a run queue
- * for one, in seconds, from their schedstat.
+ * Time all of a process's threads spent on a CPU and waiting on a run queue
+ * for one, and the CPU time of its main thread alone, in seconds, from their
+ * schedstat. qemu's main thread runs its main loop (timers, devices); under
+ * TCG the vCPUs are other threads.
  */
-function processCpu(pid: number): { cpu: number; wait: number } {
+function processCpu(pid: number): { cpu: number; wait: number; main: number } {
   let run = 0;
   let wait = 0;
+  let main = 0;
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
       const f = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ');
       run += Number(f[0]);
       wait += Number(f[1]);
+      if (Number(t) === pid) main = Number(f[0]);
     } catch {
       // the thread ended meanwhile
     }
   }
-  return { cpu: run / 1e9, wait: wait / 1e9 };
+  return { cpu: run / 1e9, wait: wait / 1e9, main: main / 1e9 };
 }
 
 /** The qemu this process started (setpriv execs it, so it is a direct child). */
@@ -135,6 +139,7 @@ interface HostSample {
   at: number;
   cpu: number;
   wait: number;
+  main: number;
 }
 
 /**
@@ -168,10 +173,11 @@ class WindowSampler extends Writable {
   }
 
   /** Host seconds, and qemu's CPU and run-queue seconds, of run i's window, if both marks arrived. */
-  window(i: number): { hostSeconds: number; hostCpuSeconds: number; hostWaitSeconds: number } | undefined {
+  window(i: number): NonNullable<ExceptionPathResult['runs'][number]['vm']> | undefined {
     const a = this.samples.get(`start ${i}`);
     const b = this.samples.get(`end ${i}`);
-    return a && b && b.at > a.at ? { hostSeconds: b.at - a.at, hostCpuSeconds: b.cpu - a.cpu, hostWaitSeconds: b.wait - a.wait } : undefined;
+    if (!a || !b || b.at <= a.at) return undefined;
+    return { hostSeconds: b.at - a.at, hostCpuSeconds: b.cpu - a.cpu, hostWaitSeconds: b.wait - a.wait, hostMainThreadSeconds: b.main - a.main };
   }
 }
 

@@ -210,6 +210,24 @@ function taskCpu(path: string): number {
   }
 }
 
+interface Switches {
+  voluntary: number;
+  involuntary: number;
+}
+
+/** Context switches of a task so far, from /proc/<pid>/status; zero if it is gone. */
+function taskSwitches(path: string): Switches {
+  try {
+    const status = readFileSync(join(path, 'status'), 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(status)?.[1] ?? 0);
+    return { voluntary: field('voluntary_ctxt_switches'), involuntary: field('nonvoluntary_ctxt_switches') };
+  } catch {
+    return { voluntary: 0, involuntary: 0 };
+  }
+}
+
+const addSwitches = (a: Switches, b: Switches): Switches => ({ voluntary: a.voluntary + b.voluntary, involuntary: a.involuntary + b.involuntary });
+
 /** Tasks by name: kernel threads and processes under /proc, threads of this process under /proc/self/task. */
 function tasksNamed(root: string, match: (comm: string) => boolean): string[] {
   const out: string[] = [];
@@ -300,6 +318,7 @@ interface Snapshot {
   counters: Record<string, number>;
   cpu: ReturnType<typeof procStatCpu>;
   threads: { helper: number; forwarder: number; kthread: number; ksoftirqd: number };
+  switches: { helper: Switches; forwarder: Switches; kthread: Switches };
 }
 
 class Bench {
@@ -402,13 +421,18 @@ class Bench {
     const reported = await helperReport;
     Object.assign(counters, udpSnmp(), softnet(), netdev(e.ifname), path === 'kni' ? await kniEthtool(e.ifname) : {});
     const sum = (paths: string[]) => paths.reduce((a, p) => a + taskCpu(p), 0);
+    const switches = (paths: string[]) => paths.map(taskSwitches).reduce(addSwitches, { voluntary: 0, involuntary: 0 });
+    const helperTask = `/proc/${helper.pid}`;
+    const forwarderTasks = tasksNamed('/proc/self/task', (c) => c === 'kniv-dataplane' || c === 'kniv-relay');
+    const kthreads = tasksNamed('/proc', (c) => c.startsWith('kni_'));
     const threads = {
-      helper: taskCpu(`/proc/${helper.pid}`),
-      forwarder: sum(tasksNamed('/proc/self/task', (c) => c === 'kniv-dataplane' || c === 'kniv-relay')),
-      kthread: sum(tasksNamed('/proc', (c) => c.startsWith('kni_'))),
+      helper: taskCpu(helperTask),
+      forwarder: sum(forwarderTasks),
+      kthread: sum(kthreads),
       ksoftirqd: sum(tasksNamed('/proc', (c) => c.startsWith('ksoftirqd/'))),
     };
-    return { at, helper: reported, forwarded, counters, cpu: procStatCpu(), threads };
+    const sw = { helper: switches([helperTask]), forwarder: switches(forwarderTasks), kthread: switches(kthreads) };
+    return { at, helper: reported, forwarded, counters, cpu: procStatCpu(), threads, switches: sw };
   }
 
   async measure(path: BenchPath, direction: Direction, frameBytes: number, repeat: number): Promise<Run> {
@@ -473,6 +497,10 @@ class Bench {
     const cpuTotal = b.cpu.total - a.cpu.total || 1;
     const share = (k: 'user' | 'system' | 'softirq' | 'idle') => (b.cpu[k] - a.cpu[k]) / cpuTotal;
     const per = (k: keyof Snapshot['threads']) => (b.threads[k] - a.threads[k]) / wall;
+    const rateOf = (k: keyof Snapshot['switches']) => ({
+      voluntary: Math.max(0, b.switches[k].voluntary - a.switches[k].voluntary) / wall,
+      involuntary: Math.max(0, b.switches[k].involuntary - a.switches[k].involuntary) / wall,
+    });
     return {
       path,
       direction,
@@ -489,6 +517,7 @@ class Bench {
         softirq: share('softirq'),
         idle: share('idle'),
         threads: { helper: per('helper'), forwarder: per('forwarder'), kthread: per('kthread'), ksoftirqd: per('ksoftirqd') },
+        switches: { helper: rateOf('helper'), forwarder: rateOf('forwarder'), kthread: rateOf('kthread') },
       },
     };
   }

@@ -37,6 +37,12 @@ export const CpuSchema = z.object({
     kthread: Rate,
     ksoftirqd: Rate,
   }),
+  /** Context switches per second of the same threads, voluntary (they slept) and involuntary (preempted). */
+  switches: z.object({
+    helper: z.object({ voluntary: Rate, involuntary: Rate }),
+    forwarder: z.object({ voluntary: Rate, involuntary: Rate }),
+    kthread: z.object({ voluntary: Rate, involuntary: Rate }),
+  }),
 });
 
 export const RunSchema = z.object({
@@ -73,6 +79,8 @@ export const RunSchema = z.object({
       hostCpuSeconds: z.number().min(0),
       /** Time qemu's threads were ready to run but waited for a host CPU: other load on the host. */
       hostWaitSeconds: z.number().min(0),
+      /** Of hostCpuSeconds, qemu's main thread: its main loop, which under TCG emulates the guest's timers and devices. */
+      hostMainThreadSeconds: z.number().min(0),
     })
     .optional(),
   /** With --profile: where the CPUs spent the window (perf cpu-clock samples, self time). */

@@ -41,7 +41,14 @@ const run = (path: Run['path'], direction: Run['direction'], pps: number, repeat
   received: { packets: pps, pps, gbps: (pps * 512) / 1e9 },
   lossRatio: 0,
   counters: {},
-  cpu: { user: 0, system: 0, softirq: 0, idle: 1, threads: { helper: 0, forwarder: 0, kthread: 0, ksoftirqd: 0 } },
+  cpu: {
+    user: 0,
+    system: 0,
+    softirq: 0,
+    idle: 1,
+    threads: { helper: 0, forwarder: 0, kthread: 0, ksoftirqd: 0 },
+    switches: { helper: { voluntary: 0, involuntary: 0 }, forwarder: { voluntary: 0, involuntary: 0 }, kthread: { voluntary: 0, involuntary: 0 } },
+  },
 });
 
 test('summaries are medians over repeats, and the table puts KNI and TAP side by side', (t) => {
