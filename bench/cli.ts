@@ -18,13 +18,14 @@ import {
   formatTable,
   FrameBytesSchema,
   PathSchema,
-  type ExceptionPathConfig,
   summarise,
+  type ExceptionPathConfig,
   type ExceptionPathResult,
 } from './result.js';
 
 /** The line the run inside the VM prints as a window starts or ends. */
 const MARK = 'kniv-bench-window';
+const MARK_LINE = new RegExp(`^${MARK} (start|end) (\\d+)$`);
 
 const table: OptionsTable = {
   kernel: { type: 'string', value: '6.1|6.12', help: 'appliance kernel (default 6.1)' },
@@ -34,7 +35,7 @@ const table: OptionsTable = {
   size: { type: 'string', multiple: true, value: 'BYTES', help: 'Ethernet frame size without FCS, 60..1514 (default 64 and 1500)' },
   path: { type: 'string', multiple: true, value: 'kni|tap', help: 'paths to measure (default both)' },
   direction: { type: 'string', multiple: true, value: 'to-linux|from-linux', help: 'directions to measure (default both)' },
-  'idle-us': { type: 'string', value: 'N', help: "data plane and relay sleep when idle, in µs (default 200)" },
+  'idle-us': { type: 'string', value: 'N', help: 'data plane and relay sleep when idle, in µs (default 200)' },
   'kni-param': { type: 'string', multiple: true, value: 'NAME=VALUE', help: 'kni.ko parameter at VM boot, e.g. kthread_mode=multiple' },
   'vm-cpus': { type: 'string', value: 'N', help: 'vCPUs of the appliance VM (default 2)' },
   profile: { type: 'boolean', help: 'sample every CPU with perf during each run and keep the top symbols (lowers the rates)' },
@@ -46,9 +47,9 @@ const table: OptionsTable = {
 const USAGE = 'kniv bench exception-path [options]';
 const SUMMARY = `Measures packets per second and Gbit/s between the data plane and a Linux UDP
 socket, through a KNI interface and through a TAP device, in both directions,
-side by side in one run inside the appliance VM. Under TCG the figures are
-emulation speed: compare KNI with TAP, not with real hardware. docs/bench.md
-describes the method.`;
+side by side in one run inside the appliance VM, and what the host gave the VM
+during each run. Under TCG the figures are emulation speed: compare KNI with
+TAP, not with real hardware. docs/bench.md describes the method.`;
 
 function many<T>(name: string, values: unknown, parseOne: (v: string) => T): T[] | undefined {
   if (values === undefined) return undefined;
@@ -156,7 +157,7 @@ class WindowSampler extends Writable {
     const lines = (this.partial + chunk.toString('utf8')).split('\n');
     this.partial = lines.pop() ?? '';
     for (const line of lines) {
-      const m = new RegExp(`^${MARK} (start|end) (\\d+)$`).exec(line);
+      const m = MARK_LINE.exec(line);
       if (!m) {
         process.stderr.write(`${line}\n`);
         continue;
@@ -256,8 +257,8 @@ async function exceptionPath(argv: string[]): Promise<number> {
   }
   const parsed = ExceptionPathResultSchema.parse(JSON.parse(stdout.text));
   const runs = parsed.runs.map((r, i) => {
-    const vm = sampler.window(i);
-    return vm ? { ...r, vm } : r;
+    const window = sampler.window(i);
+    return window ? { ...r, vm: window } : r;
   });
   const result: ExceptionPathResult = {
     ...parsed,

@@ -410,13 +410,15 @@ class Bench {
     };
   }
 
-  private async snapshot(path: BenchPath, helper: Helper, fwd: Forwarder): Promise<Snapshot> {
+  /** All the counters at one moment; mark() tells the host that moment. */
+  private async snapshot(path: BenchPath, helper: Helper, fwd: Forwarder, mark: () => void): Promise<Snapshot> {
     const e = ENDPOINTS[path];
     // The helper stamps its counters when it sees the signal; the forwarder's
     // are read at the same moment, the slower ones after.
     const helperReport = helper.report();
     const at = process.hrtime.bigint();
     const forwarded = fwd.packets();
+    mark();
     const counters = fwd.counters();
     const reported = await helperReport;
     Object.assign(counters, udpSnmp(), softnet(), netdev(e.ifname), path === 'kni' ? await kniEthtool(e.ifname) : {});
@@ -453,15 +455,13 @@ class Bench {
       }
       await sleep(warmupSeconds * 1000);
       const index = this.windows++;
-      const a = await this.snapshot(path, helper, fwd);
-      this.onWindow?.('start', index);
+      const a = await this.snapshot(path, helper, fwd, () => this.onWindow?.('start', index));
       const perfData = join(this.workDir, `perf-${path}-${direction}-${frameBytes}-${repeat}.data`);
       const perf = this.config.profile
         ? execa('perf', ['record', '-a', '-q', '-F', '999', '-o', perfData, '--', 'sleep', String(seconds)], { all: true, reject: false })
         : undefined;
       await sleep(seconds * 1000);
-      const b = await this.snapshot(path, helper, fwd);
-      this.onWindow?.('end', index);
+      const b = await this.snapshot(path, helper, fwd, () => this.onWindow?.('end', index));
       const run = this.result(path, direction, frameBytes, repeat, a, b);
       if (perf) run.profile = await perfProfile(perf, perfData);
       this.log(
