@@ -15,9 +15,11 @@ import {
   DirectionSchema,
   ExceptionPathConfigSchema,
   ExceptionPathResultSchema,
+  formatPool,
   formatTable,
   FrameBytesSchema,
   PathSchema,
+  poolPairs,
   summarise,
   type ExceptionPathConfig,
   type ExceptionPathResult,
@@ -271,11 +273,41 @@ async function exceptionPath(argv: string[]): Promise<number> {
   return output(result, json, kernel.data, `whole command, VM boot included: ${total.toFixed(0)} s\n`);
 }
 
+/** `kniv bench pool FILE...`: KNI/TAP pairs from several results, grouped by what the host gave the VM. */
+function pool(argv: string[]): number {
+  const { values, positionals } = parse(argv, {});
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(
+      helpText(
+        'kniv bench pool FILE...',
+        `Reads exception-path results and prints the KNI/TAP pairs (the two runs of one
+repeat) grouped by kernel, vCPUs, case and the share of its vCPUs the host gave
+the VM during both runs: on a shared host, runs that got all their CPUs are
+comparable with each other, not with runs that got half.`,
+        {},
+      ),
+    );
+    return values.help ? 0 : 2;
+  }
+  const results = positionals.map((f) => {
+    const parsed = ExceptionPathResultSchema.safeParse(JSON.parse(readFileSync(f, 'utf8')));
+    if (!parsed.success) throw new UsageError(`${f} is not an exception-path result: ${parsed.error.issues[0]?.message ?? ''}`);
+    return parsed.data;
+  });
+  process.stdout.write(formatPool(poolPairs(results)));
+  return 0;
+}
+
 export async function bench(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === 'exception-path') return exceptionPath(rest);
+  if (name === 'pool') return pool(rest);
   if (name === '--help' || name === '-h') {
-    process.stdout.write('usage: kniv bench exception-path [options]\n\n  exception-path  data plane <-> Linux UDP socket through KNI and through TAP\n');
+    process.stdout.write(
+      'usage: kniv bench <benchmark> [options]\n\n' +
+        '  exception-path  data plane <-> Linux UDP socket through KNI and through TAP\n' +
+        '  pool FILE...    KNI/TAP pairs from several exception-path results, by what the host gave the VM\n',
+    );
     return 0;
   }
   throw new UsageError(name === undefined ? 'kniv bench: a benchmark is required: exception-path' : `kniv bench: unknown benchmark ${JSON.stringify(name)}`);

@@ -270,3 +270,88 @@ export function formatTable(result: ExceptionPathResult): string {
   lines.push(`whole run: ${result.seconds.toFixed(0)} s`);
   return `${lines.join('\n')}\n`;
 }
+
+// Pooling runs by what the host gave the VM ---------------------------------------
+
+/**
+ * How much of its vCPUs' worth of host CPU the VM got during both runs of a
+ * KNI/TAP pair: all of it (at least 80%), about half (40–60%), or something
+ * else (the two runs got different shares, or the host was busier still).
+ */
+export type HostShare = 'full' | 'half' | 'mixed';
+
+function hostShare(k: Run, t: Run, vcpus: number): HostShare {
+  const share = (r: Run) => (r.vm ? r.vm.hostCpuSeconds / r.vm.hostSeconds / vcpus : 0);
+  const lo = Math.min(share(k), share(t));
+  const hi = Math.max(share(k), share(t));
+  if (lo >= 0.8) return 'full';
+  if (lo >= 0.4 && hi <= 0.6) return 'half';
+  return 'mixed';
+}
+
+export interface PooledRow {
+  kernel: string;
+  vcpus: number;
+  direction: Direction;
+  frameBytes: number;
+  share: HostShare;
+  pairs: number;
+  kniPps: number;
+  tapPps: number;
+  /** Median, lowest and highest of the pairs' KNI/TAP ratios. */
+  ratio: number;
+  min: number;
+  max: number;
+}
+
+/**
+ * KNI/TAP pairs (the two runs of one repeat) from several results, grouped by
+ * kernel, vCPUs, case and the host share both runs got: on a shared host this
+ * separates "KNI against TAP with the CPUs the VM asked for" from "with half
+ * of them", which single runs mix. Only runs with the host's figures count.
+ */
+export function poolPairs(results: ExceptionPathResult[]): PooledRow[] {
+  const groups = new Map<string, { row: Omit<PooledRow, 'pairs' | 'kniPps' | 'tapPps' | 'ratio' | 'min' | 'max'>; pairs: [Run, Run][] }>();
+  for (const res of results) {
+    for (const k of res.runs.filter((r) => r.path === 'kni' && r.vm)) {
+      const t = res.runs.find((r) => r.path === 'tap' && r.vm && r.repeat === k.repeat && r.direction === k.direction && r.frameBytes === k.frameBytes);
+      if (!t || t.received.pps <= 0) continue;
+      const row = { kernel: res.system.kernel, vcpus: res.system.cpus, direction: k.direction, frameBytes: k.frameBytes, share: hostShare(k, t, res.system.cpus) };
+      const key = JSON.stringify(row);
+      const g = groups.get(key) ?? { row, pairs: [] };
+      g.pairs.push([k, t]);
+      groups.set(key, g);
+    }
+  }
+  const order = (r: PooledRow) => [r.kernel, r.vcpus, DIRECTIONS.indexOf(r.direction), r.frameBytes, ['full', 'half', 'mixed'].indexOf(r.share)];
+  return [...groups.values()]
+    .map(({ row, pairs }) => {
+      const ratios = pairs.map(([k, t]) => k.received.pps / t.received.pps);
+      return {
+        ...row,
+        pairs: pairs.length,
+        kniPps: median(pairs.map(([k]) => k.received.pps)),
+        tapPps: median(pairs.map(([, t]) => t.received.pps)),
+        ratio: median(ratios),
+        min: Math.min(...ratios),
+        max: Math.max(...ratios),
+      };
+    })
+    .sort((a, b) => {
+      const x = order(a);
+      const y = order(b);
+      for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return (x[i] as number) < (y[i] as number) ? -1 : 1;
+      return 0;
+    });
+}
+
+export function formatPool(rows: PooledRow[]): string {
+  const share = { full: '>= 80%', half: '40-60%', mixed: 'mixed' } as const;
+  const table = [['kernel', 'vCPUs', 'direction', 'frame', 'host share', 'pairs', 'KNI pps', 'TAP pps', 'KNI/TAP', 'range']];
+  for (const r of rows) {
+    table.push([r.kernel, String(r.vcpus), r.direction, `${r.frameBytes} B`, share[r.share], String(r.pairs), fmtPps(r.kniPps), fmtPps(r.tapPps), ratio(r.ratio), `${r.min.toFixed(2)}-${r.max.toFixed(2)}`]);
+  }
+  const widths = (table[0] as string[]).map((_, i) => Math.max(...table.map((t) => (t[i] ?? '').length)));
+  const lines = table.map((t) => t.map((c, i) => (i < 5 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  '));
+  return `KNI/TAP pairs by the share of its vCPUs the host gave the VM during both runs (median of the pairs)\n\n${lines.join('\n')}\n`;
+}

@@ -6,7 +6,18 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { udpFrame } from '../../bench/exception-path.js';
-import { DIRECTIONS, ExceptionPathResultSchema, formatTable, median, pairedRatio, PATHS, summarise, type Run } from '../../bench/result.js';
+import {
+  DIRECTIONS,
+  ExceptionPathResultSchema,
+  formatPool,
+  formatTable,
+  median,
+  pairedRatio,
+  PATHS,
+  poolPairs,
+  summarise,
+  type Run,
+} from '../../bench/result.js';
 import { runKniv } from '../lib/util.js';
 
 /** Ones' complement sum of 16-bit big-endian words, written out longhand. */
@@ -78,6 +89,42 @@ test('summaries are medians over repeats, and the table puts KNI and TAP side by
   );
   t.regex(table, /TCG/);
   t.regex(table, /to-linux\s+64 B\s+200\s+.*100\s+.*2\.00x/);
+});
+
+test('bench pool groups KNI/TAP pairs by the host share both runs got', (t) => {
+  const withHost = (r: Run, cores: number): Run => ({ ...r, vm: { hostSeconds: 1, hostCpuSeconds: cores, hostWaitSeconds: 0, hostMainThreadSeconds: 0 } });
+  const result = (runs: Run[]) =>
+    ExceptionPathResultSchema.parse({
+      benchmark: 'exception-path',
+      version: 1,
+      startedAt: new Date().toISOString(),
+      seconds: 10,
+      system: { kernel: '6.1.0-test', cpus: 2, cpuModel: 'x', node: 'v20', kthreadMode: 'single', pollIntervalUs: 100, where: 'appliance-vm', accel: 'tcg' },
+      config: { frameBytes: [64], directions: ['to-linux'], repeat: 2 },
+      runs,
+      summary: summarise(runs),
+    });
+  const rows = poolPairs([
+    // Both runs of repeat 1 got all their CPUs, both of repeat 2 half, repeat 3 one of each.
+    result([
+      withHost(run('kni', 'to-linux', 300, 1), 1.9),
+      withHost(run('tap', 'to-linux', 200, 1), 1.7),
+      withHost(run('kni', 'to-linux', 100, 2), 1.0),
+      withHost(run('tap', 'to-linux', 100, 2), 1.1),
+      withHost(run('kni', 'to-linux', 500, 3), 1.9),
+      withHost(run('tap', 'to-linux', 100, 3), 0.5),
+    ]),
+    result([withHost(run('kni', 'to-linux', 200, 1), 1.8), withHost(run('tap', 'to-linux', 200, 1), 1.8)]),
+  ]);
+  t.deepEqual(
+    rows.map((r) => [r.share, r.pairs, r.ratio, r.min, r.max]),
+    [
+      ['full', 2, 1.25, 1, 1.5],
+      ['half', 1, 1, 1, 1],
+      ['mixed', 1, 5, 5, 5],
+    ],
+  );
+  t.regex(formatPool(rows), /6\.1\.0-test\s+2\s+to-linux\s+64 B\s+>= 80%\s+2\s+/);
 });
 
 test('bad options are usage errors that name the option', async (t) => {
