@@ -37,12 +37,18 @@ export const CpuSchema = z.object({
     kthread: Rate,
     ksoftirqd: Rate,
   }),
-  /** Context switches per second of the same threads, voluntary (they slept) and involuntary (preempted). */
-  switches: z.object({
-    helper: z.object({ voluntary: Rate, involuntary: Rate }),
-    forwarder: z.object({ voluntary: Rate, involuntary: Rate }),
-    kthread: z.object({ voluntary: Rate, involuntary: Rate }),
-  }),
+  /**
+   * Context switches per second of the same threads, voluntary (they slept)
+   * and involuntary (preempted). Fields added to the document after its first
+   * version are optional, so that earlier results still read and pool.
+   */
+  switches: z
+    .object({
+      helper: z.object({ voluntary: Rate, involuntary: Rate }),
+      forwarder: z.object({ voluntary: Rate, involuntary: Rate }),
+      kthread: z.object({ voluntary: Rate, involuntary: Rate }),
+    })
+    .optional(),
 });
 
 export const RunSchema = z.object({
@@ -78,9 +84,9 @@ export const RunSchema = z.object({
       hostSeconds: z.number().positive(),
       hostCpuSeconds: z.number().min(0),
       /** Time qemu's threads were ready to run but waited for a host CPU: other load on the host. */
-      hostWaitSeconds: z.number().min(0),
+      hostWaitSeconds: z.number().min(0).optional(),
       /** Of hostCpuSeconds, qemu's main thread: its main loop, which under TCG emulates the guest's timers and devices. */
-      hostMainThreadSeconds: z.number().min(0),
+      hostMainThreadSeconds: z.number().min(0).optional(),
     })
     .optional(),
   /** With --profile: where the CPUs spent the window (perf cpu-clock samples, self time). */
@@ -98,11 +104,11 @@ export const SummarySchema = z.object({
   receivedPps: Rate,
   receivedGbps: Rate,
   lossRatio: z.number(),
-  /** Host CPU cores the VM got during the window, and received packets per host CPU-second (appliance VM only). */
-  vmCores: z.number().nullable(),
+  /** Host CPU cores the VM got during the window, and received packets per host CPU-second (appliance VM only; added after the first version, hence nullish). */
+  vmCores: z.number().nullish(),
   /** Host CPU cores' worth of time the VM's threads waited to run (other load on the host). */
-  vmWaitCores: z.number().nullable(),
-  receivedPerHostCpuSecond: z.number().nullable(),
+  vmWaitCores: z.number().nullish(),
+  receivedPerHostCpuSecond: z.number().nullish(),
 });
 export type Summary = z.infer<typeof SummarySchema>;
 
@@ -171,7 +177,7 @@ export function summarise(runs: Run[]): Summary[] {
       receivedGbps: median(g.map((r) => r.received.gbps)),
       lossRatio: median(g.map((r) => r.lossRatio)),
       vmCores: vm.length === g.length ? median(vm.map((v) => v.hostCpuSeconds / v.hostSeconds)) : null,
-      vmWaitCores: vm.length === g.length ? median(vm.map((v) => v.hostWaitSeconds / v.hostSeconds)) : null,
+      vmWaitCores: vm.length === g.length && vm.every((v) => v.hostWaitSeconds !== undefined) ? median(vm.map((v) => (v.hostWaitSeconds ?? 0) / v.hostSeconds)) : null,
       receivedPerHostCpuSecond: vm.length === g.length ? median(vm.map((v) => (v.run.received.pps * v.hostSeconds) / v.hostCpuSeconds)) : null,
     };
   });
@@ -237,7 +243,7 @@ export function formatTable(result: ExceptionPathResult): string {
     }
   }
   lines.push(...align(rows));
-  if (result.summary.every((x) => x.receivedPerHostCpuSecond !== null)) {
+  if (result.summary.every((x) => x.receivedPerHostCpuSecond != null)) {
     lines.push(
       '',
       'per host CPU-second of the VM (the cost of a packet through the emulated path; steadier than pps on a shared host);',
