@@ -235,7 +235,10 @@ async function exceptionPath(argv: string[]): Promise<number> {
   if (!kernel.success) throw new UsageError(`--kernel must be 6.1 or 6.12, not ${JSON.stringify(values.kernel)}`);
   const vmCpus = intOption('vm-cpus', values['vm-cpus'], 1, 16) ?? 2;
   const cases = full.paths.length * full.directions.length * full.frameBytes.length * full.repeat;
-  const timeoutMs = (cases * (full.seconds + full.warmupSeconds + 15) + 180) * 1000;
+  // Only a guard against a hung run: a busy shared host can make a run several
+  // times slower, and perf's report alone takes a minute or more under TCG.
+  const perCase = full.seconds + full.warmupSeconds + 30 + (full.profile ? 240 : 0);
+  const timeoutMs = (cases * perCase + 300) * 1000;
   const accel = kvmUsable() ? 'kvm' : 'tcg';
   process.stderr.write(`kniv bench: ${cases} runs in the appliance VM (kernel ${kernel.data}, ${accel.toUpperCase()})...\n`);
   await ensureHelper();
