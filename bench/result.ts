@@ -314,11 +314,12 @@ export interface PooledRow {
  * KNI/TAP pairs (the two runs of one repeat) from several results, grouped by
  * kernel, vCPUs, case and the host share both runs got: on a shared host this
  * separates "KNI against TAP with the CPUs the VM asked for" from "with half
- * of them", which single runs mix. Only runs with the host's figures count.
+ * of them", which single runs mix. Only runs with the host's figures count,
+ * and not profiled ones (perf's cost lowers the rates, and not evenly).
  */
 export function poolPairs(results: ExceptionPathResult[]): PooledRow[] {
   const groups = new Map<string, { row: Omit<PooledRow, 'pairs' | 'kniPps' | 'tapPps' | 'ratio' | 'min' | 'max'>; pairs: [Run, Run][] }>();
-  for (const res of results) {
+  for (const res of results.filter((r) => !r.config.profile)) {
     for (const k of res.runs.filter((r) => r.path === 'kni' && r.vm)) {
       const t = res.runs.find((r) => r.path === 'tap' && r.vm && r.repeat === k.repeat && r.direction === k.direction && r.frameBytes === k.frameBytes);
       if (!t || t.received.pps <= 0) continue;
