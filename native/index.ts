@@ -119,6 +119,7 @@ export const PortSchema = z.discriminatedUnion('kind', [
     count: z.number().int().min(0).default(0),
     pps: z.number().int().min(0).default(0),
   }),
+  z.object({ kind: z.literal('sink') }),
 ]);
 export type Port = z.output<typeof PortSchema>;
 
@@ -351,5 +352,57 @@ export class DataPlane {
   stop(): void {
     this.handle?.stop();
     this.handle = undefined;
+  }
+}
+
+// Port relay ------------------------------------------------------------------
+
+export interface RelayDirectionStats {
+  /** Frames read from the source port and sent on the other, and their bytes. */
+  packets: number;
+  bytes: number;
+  /** The destination port refused the frame. */
+  dropSend: number;
+  /** A frame longer than the relay's 64 KiB buffer. */
+  dropTooBig: number;
+  /** The source port failed a read. */
+  recvErrors: number;
+}
+export interface RelayStats {
+  aToB: RelayDirectionStats;
+  bToA: RelayDirectionStats;
+}
+
+// The relay's part of the raw binding (declaration merging keeps it in one block).
+interface RawBinding {
+  PortRelay: new (a: Port, b: Port, opts: { idleUs: number; cpu: number }) => { stats(): RelayStats; stop(): void };
+}
+
+/**
+ * Two ports joined by a thread, with no KNI interface between them: every
+ * frame read from one is sent on the other, both ways. The benchmarks'
+ * baseline (a generator or a sink joined to a TAP device).
+ */
+export class PortRelay {
+  private readonly handle: InstanceType<RawBinding['PortRelay']>;
+  private stopped = false;
+
+  constructor(a: z.input<typeof PortSchema>, b: z.input<typeof PortSchema>, options: z.input<typeof DataPlaneOptionsSchema> = {}) {
+    const o = DataPlaneOptionsSchema.parse(options);
+    const pa = PortSchema.parse(a);
+    const pb = PortSchema.parse(b);
+    this.handle = wrap(() => new raw.PortRelay(pa, pb, { idleUs: o.idleUs, cpu: o.cpu }));
+  }
+
+  /** Live counters; still readable after stop(). */
+  stats(): RelayStats {
+    return this.handle.stats();
+  }
+
+  /** Stops and joins the thread and closes both ports. Idempotent. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.handle.stop();
   }
 }

@@ -1,6 +1,6 @@
 // `kniv vm run`: one command inside the appliance VM.
 import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
-import { runAppliance, type ApplianceOptions, type ApplianceResult } from './appliance.js';
+import { runAppliance, type ApplianceIo, type ApplianceOptions, type ApplianceResult } from './appliance.js';
 import type { PortForward } from './appliance-argv.js';
 import { KernelLabelSchema } from './kernels.js';
 
@@ -52,14 +52,26 @@ export function reportFailure(result: ApplianceResult, err: NodeJS.WritableStrea
   }
 }
 
-/** Run with Ctrl-C, SIGTERM and SIGHUP stopping the VM before this process exits. */
-export async function runInterruptible(options: ApplianceOptions, onConsole?: (l: string) => void): Promise<ApplianceResult> {
+/**
+ * Run with Ctrl-C, SIGTERM and SIGHUP stopping the VM before this process
+ * exits. The command's output goes to this process's unless `io` redirects it.
+ */
+export async function runInterruptible(
+  options: ApplianceOptions,
+  onConsole?: (l: string) => void,
+  io: Partial<Pick<ApplianceIo, 'stdout' | 'stderr'>> = {},
+): Promise<ApplianceResult> {
   const ac = new AbortController();
   const stop = () => ac.abort();
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const s of signals) process.on(s, stop);
   try {
-    return await runAppliance(options, { stdout: process.stdout, stderr: process.stderr, signal: ac.signal, ...(onConsole ? { onConsole } : {}) });
+    return await runAppliance(options, {
+      stdout: io.stdout ?? process.stdout,
+      stderr: io.stderr ?? process.stderr,
+      signal: ac.signal,
+      ...(onConsole ? { onConsole } : {}),
+    });
   } finally {
     for (const s of signals) process.off(s, stop);
   }

@@ -18,6 +18,7 @@
 #include "iface.h"
 #include "kni_uapi.h"
 #include "port.h"
+#include "relay_binding.h"
 
 namespace kniv {
 
@@ -242,6 +243,8 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
         port = OpenPacketPort(p.Get("ifname").As<Napi::String>().Utf8Value(), &err);
       } else if (kind == "tap") {
         port = OpenTapPort(p.Get("ifname").As<Napi::String>().Utf8Value(), &err);
+      } else if (kind == "sink") {
+        port = OpenSinkPort();
       } else {
         Napi::Buffer<uint8_t> f = p.Get("frame").As<Napi::Buffer<uint8_t>>();
         port = OpenGeneratorPort(std::vector<uint8_t>(f.Data(), f.Data() + f.Length()),
@@ -313,6 +316,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   kniv::InterfaceWrap::Init(env, exports);
   kniv::ControlWrap::Init(env, exports);
   kniv::DataPlaneWrap::Init(env, exports);
+  kniv::InitRelayBinding(env, exports);
   return exports;
 }
 

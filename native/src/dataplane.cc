@@ -91,6 +91,7 @@ bool DataPlane::Service(Link& l) {
   for (uint32_t i = 0; i < kBurst; i++) {
     bool room = k.rx.Space() > queued;
     if (k.pool.empty() || !room) {
+      if (l.port->Holds()) break;
       // Still take the frame, so that a drop is counted rather than left
       // to overflow the port silently.
       uint32_t flags;
@@ -147,6 +148,7 @@ bool DataPlane::Service(Link& l) {
 }
 
 void DataPlane::Run() {
+  pthread_setname_np(pthread_self(), "kniv-dataplane");
   if (cpu_ >= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);

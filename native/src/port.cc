@@ -136,11 +136,18 @@ class GeneratorPort : public Port {
     return static_cast<long>(frame_.size());
   }
   int Send(const uint8_t*, size_t) override { return 0; }  // the sink: counted by the caller
+  bool Holds() const override { return true; }
 
  private:
   std::vector<uint8_t> frame_;
   uint64_t count_, pps_, sent_ = 0;
   std::chrono::steady_clock::time_point start_;
+};
+
+class SinkPort : public Port {
+ public:
+  long Recv(uint8_t*, size_t) override { return 0; }
+  int Send(const uint8_t*, size_t) override { return 0; }  // counted by the caller
 };
 
 }  // namespace
@@ -195,5 +202,7 @@ std::unique_ptr<Port> OpenTapPort(const std::string& ifname, int* err) {
 std::unique_ptr<Port> OpenGeneratorPort(std::vector<uint8_t> frame, uint64_t count, uint64_t pps) {
   return std::make_unique<GeneratorPort>(std::move(frame), count, pps);
 }
+
+std::unique_ptr<Port> OpenSinkPort() { return std::make_unique<SinkPort>(); }
 
 }  // namespace kniv

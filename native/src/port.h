@@ -26,6 +26,11 @@ class Port {
   virtual int Send(const uint8_t* buf, size_t len) = 0;
   // A descriptor to poll() for input, or -1.
   virtual int fd() const { return -1; }
+  // True for a source that keeps its next frame until asked (the generator):
+  // a forwarder with nowhere to put a frame leaves it there instead of
+  // reading it to count a drop, so the generator runs at the rate the path
+  // takes frames rather than at the rate they can be thrown away.
+  virtual bool Holds() const { return false; }
 };
 
 // AF_PACKET socket bound to a host interface (a NIC or a veth), promiscuous,
@@ -39,5 +44,7 @@ std::unique_ptr<Port> OpenTapPort(const std::string& ifname, int* err);
 // `pps` per second (0 = as fast as the kernel takes them); consumes and
 // counts everything sent to it.
 std::unique_ptr<Port> OpenGeneratorPort(std::vector<uint8_t> frame, uint64_t count, uint64_t pps);
+// Sink only: never offers a frame; consumes and counts everything sent to it.
+std::unique_ptr<Port> OpenSinkPort();
 
 }  // namespace kniv

@@ -1,0 +1,588 @@
+// The exception-path benchmark, run on a system where kni.ko is loaded (the
+// appliance VM, or a real host): packets per second between the data plane
+// and a Linux UDP socket, through a KNI interface and through a TAP device,
+// both directions, side by side in one run.
+//
+//  to-linux (data plane -> kernel -> socket)
+//    KNI: generator ─ data plane ─ rx_q ═ kni kthread ─ netif_rx ─ IP/UDP ─ socket ─ udp-blast recv
+//    TAP: generator ─ port relay ─ write(tap fd) ─ tun ─ IP/UDP ─ socket ─ udp-blast recv
+//
+//  from-linux (socket -> kernel -> data plane)
+//    KNI: udp-blast send ─ socket ─ IP/UDP ─ kni ndo_start_xmit ─ alloc_q/tx_q ═ data plane ─ sink
+//    TAP: udp-blast send ─ socket ─ IP/UDP ─ tun xmit ─ read(tap fd) ─ port relay ─ sink
+//
+// Each run creates its device with an address on its own /24, a permanent
+// neighbour entry for the peer and IPv6 off, so no ARP, neighbour discovery or
+// IPv6 traffic mixes in, and removes it afterwards.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+import { DataPlane, Kni, moduleInfo, PortRelay, type KniInterface } from '../native/index.js';
+import { projectRoot } from '../qemu/paths.js';
+import {
+  ExceptionPathConfigSchema,
+  FRAME_OVERHEAD,
+  summarise,
+  type BenchPath,
+  type Direction,
+  type ExceptionPathConfig,
+  type ExceptionPathResult,
+  type Run,
+} from './result.js';
+
+interface Endpoint {
+  ifname: string;
+  localMac: string;
+  peerMac: string;
+  localIp: string;
+  peerIp: string;
+  udpPort: number;
+}
+
+// Locally administered MACs and a private /24 per device; names kniv's tests do not use.
+const ENDPOINTS: Record<BenchPath, Endpoint> = {
+  kni: { ifname: 'kvbench0', localMac: '02:6b:76:62:00:01', peerMac: '02:6b:76:62:00:02', localIp: '10.201.0.1', peerIp: '10.201.0.2', udpPort: 47001 },
+  tap: { ifname: 'kvbench1', localMac: '02:6b:76:62:01:01', peerMac: '02:6b:76:62:01:02', localIp: '10.201.1.1', peerIp: '10.201.1.2', udpPort: 47002 },
+};
+
+const ip = (...args: string[]) => execa('ip', args);
+
+// Frames ----------------------------------------------------------------------
+
+function onesComplementSum(buf: Buffer, start: number, end: number, initial = 0): number {
+  let sum = initial;
+  for (let i = start; i + 1 < end; i += 2) sum += buf.readUInt16BE(i);
+  if ((end - start) % 2 === 1) sum += (buf[end - 1] as number) << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+const macBytes = (mac: string) => Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+const ipBytes = (addr: string) => Buffer.from(addr.split('.').map(Number));
+
+export interface UdpFrameSpec {
+  srcMac: string;
+  dstMac: string;
+  srcIp: string;
+  dstIp: string;
+  srcPort: number;
+  dstPort: number;
+  /** The whole Ethernet frame, headers included, FCS excluded. */
+  frameBytes: number;
+}
+
+/** An Ethernet/IPv4/UDP frame with correct IP and UDP checksums, payload 0xa5. */
+export function udpFrame(spec: UdpFrameSpec): Buffer {
+  const f = Buffer.alloc(spec.frameBytes, 0xa5);
+  const ipLen = spec.frameBytes - 14;
+  const udpLen = ipLen - 20;
+  macBytes(spec.dstMac).copy(f, 0);
+  macBytes(spec.srcMac).copy(f, 6);
+  f.writeUInt16BE(0x0800, 12);
+  // IPv4: version 4, IHL 5, no DSCP, total length, id 0, DF, TTL 64, UDP.
+  f.writeUInt8(0x45, 14);
+  f.writeUInt8(0, 15);
+  f.writeUInt16BE(ipLen, 16);
+  f.writeUInt16BE(0, 18);
+  f.writeUInt16BE(0x4000, 20);
+  f.writeUInt8(64, 22);
+  f.writeUInt8(17, 23);
+  f.writeUInt16BE(0, 24);
+  ipBytes(spec.srcIp).copy(f, 26);
+  ipBytes(spec.dstIp).copy(f, 30);
+  f.writeUInt16BE(~onesComplementSum(f, 14, 34) & 0xffff, 24);
+  // UDP, checksummed over the pseudo-header (addresses, protocol, length).
+  f.writeUInt16BE(spec.srcPort, 34);
+  f.writeUInt16BE(spec.dstPort, 36);
+  f.writeUInt16BE(udpLen, 38);
+  f.writeUInt16BE(0, 40);
+  const pseudo = onesComplementSum(f, 26, 34, 17 + udpLen);
+  const sum = ~onesComplementSum(f, 34, 14 + ipLen, pseudo) & 0xffff;
+  f.writeUInt16BE(sum === 0 ? 0xffff : sum, 40);
+  return f;
+}
+
+// The Linux end: udp-blast ------------------------------------------------------
+
+interface HelperReport {
+  packets: number;
+  bytes: number;
+  ns: bigint;
+  errors: number;
+}
+
+/** A running udp-blast: asks it for its counters with SIGUSR1 and reads the answer line. */
+class Helper {
+  private readonly lines: string[] = [];
+  private waiting: ((line: string | undefined) => void) | undefined;
+  private closed = false;
+  private stderr = '';
+
+  private constructor(private readonly child: ResultPromise) {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = undefined;
+        w(line);
+      } else this.lines.push(line);
+    });
+    rl.on('close', () => {
+      this.closed = true;
+      this.waiting?.(undefined);
+      this.waiting = undefined;
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+    });
+  }
+
+  static async start(binary: string, args: string[]): Promise<Helper> {
+    const h = new Helper(execa(binary, args, { buffer: false, stdin: 'ignore', reject: false }));
+    const first = await h.line(10_000);
+    if (first !== 'ready') throw new Error(`udp-blast ${args.join(' ')} did not start: ${first ?? ''} ${h.stderr}`.trim());
+    return h;
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  private line(timeoutMs: number): Promise<string | undefined> {
+    const queued = this.lines.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (this.closed) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = undefined;
+        reject(new Error(`udp-blast did not answer within ${timeoutMs} ms ${this.stderr}`.trim()));
+      }, timeoutMs);
+      this.waiting = (l) => {
+        clearTimeout(timer);
+        resolve(l);
+      };
+    });
+  }
+
+  private parse(line: string | undefined): HelperReport {
+    const m = line === undefined ? null : /^(\d+) (\d+) (\d+) (\d+)$/.exec(line);
+    if (!m) throw new Error(`udp-blast said ${JSON.stringify(line)} ${this.stderr}`.trim());
+    return { packets: Number(m[1]), bytes: Number(m[2]), ns: BigInt(m[3] as string), errors: Number(m[4]) };
+  }
+
+  async report(): Promise<HelperReport> {
+    this.child.kill('SIGUSR1');
+    return this.parse(await this.line(10_000));
+  }
+
+  async stop(): Promise<void> {
+    this.child.kill('SIGTERM');
+    const r = await this.child;
+    if (r.exitCode !== 0) throw new Error(`udp-blast exited with ${r.exitCode ?? r.signal}: ${this.stderr}`.trim());
+  }
+}
+
+/**
+ * build/bench/udp-blast, compiled from bench/udp-blast.c when missing or
+ * older than its source. The host compiles it before booting the appliance
+ * VM, which then finds it ready (gcc under TCG takes seconds).
+ */
+export async function ensureHelper(): Promise<string> {
+  const src = join(projectRoot, 'bench', 'udp-blast.c');
+  const out = join(projectRoot, 'build', 'bench', 'udp-blast');
+  if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return out;
+  mkdirSync(dirname(out), { recursive: true });
+  await execa('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', out, src]);
+  return out;
+}
+
+// Counters ------------------------------------------------------------------------
+
+/** CPU time of a task in seconds: /proc/<pid>/schedstat (ns on a CPU), or 0 if it is gone. */
+function taskCpu(path: string): number {
+  try {
+    return Number(readFileSync(join(path, 'schedstat'), 'utf8').split(' ')[0]) / 1e9;
+  } catch {
+    return 0;
+  }
+}
+
+interface Switches {
+  voluntary: number;
+  involuntary: number;
+}
+
+/** Context switches of a task so far, from /proc/<pid>/status; zero if it is gone. */
+function taskSwitches(path: string): Switches {
+  try {
+    const status = readFileSync(join(path, 'status'), 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(status)?.[1] ?? 0);
+    return { voluntary: field('voluntary_ctxt_switches'), involuntary: field('nonvoluntary_ctxt_switches') };
+  } catch {
+    return { voluntary: 0, involuntary: 0 };
+  }
+}
+
+const addSwitches = (a: Switches, b: Switches): Switches => ({ voluntary: a.voluntary + b.voluntary, involuntary: a.involuntary + b.involuntary });
+
+/** Tasks by name: kernel threads and processes under /proc, threads of this process under /proc/self/task. */
+function tasksNamed(root: string, match: (comm: string) => boolean): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(root)) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (match(readFileSync(join(root, e, 'comm'), 'utf8').trim())) out.push(join(root, e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+function procStatCpu(): { user: number; system: number; softirq: number; idle: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] as string;
+  // user nice system idle iowait irq softirq steal (guest time is within user)
+  const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const at = (i: number) => v[i] ?? 0;
+  const total = v.reduce((a, b) => a + b, 0);
+  return { user: at(0) + at(1), system: at(2) + at(5), softirq: at(6), idle: at(3) + at(4), total };
+}
+
+/** "Udp: name name ..." / "Udp: value value ..." from /proc/net/snmp. */
+function udpSnmp(): Record<string, number> {
+  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp: '));
+  const names = (lines[0] ?? '').split(/\s+/).slice(1);
+  const values = (lines[1] ?? '').split(/\s+/).slice(1).map(Number);
+  const out: Record<string, number> = {};
+  names.forEach((n, i) => (out[`udp.${n}`] = values[i] ?? 0));
+  return out;
+}
+
+/** Backlog drops and time squeezes summed over CPUs (/proc/net/softnet_stat, hex columns). */
+function softnet(): Record<string, number> {
+  let dropped = 0;
+  let squeezed = 0;
+  for (const l of readFileSync('/proc/net/softnet_stat', 'utf8').trim().split('\n')) {
+    const cols = l.trim().split(/\s+/).map((h) => parseInt(h, 16));
+    dropped += cols[1] ?? 0;
+    squeezed += cols[2] ?? 0;
+  }
+  return { 'softnet.dropped': dropped, 'softnet.time_squeeze': squeezed };
+}
+
+function netdev(ifname: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const n of ['rx_packets', 'rx_dropped', 'tx_packets', 'tx_dropped']) {
+    out[`${ifname}.${n}`] = Number(readFileSync(`/sys/class/net/${ifname}/statistics/${n}`, 'utf8'));
+  }
+  return out;
+}
+
+/** The KNI driver's own drop counters (ethtool -S) that say why a frame was lost. */
+async function kniEthtool(ifname: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const { stdout } = await execa('ethtool', ['-S', ifname]);
+  for (const m of stdout.matchAll(/^\s*((?:rx|tx)_(?:drop_\w+|fifo_corrupt)): (\d+)$/gm)) out[`kni.${m[1]}`] = Number(m[2]);
+  return out;
+}
+
+/** The symbols perf saw most, self time, from a finished `perf record -a`. */
+async function perfProfile(record: ResultPromise, file: string): Promise<NonNullable<Run['profile']>> {
+  const r = await record;
+  if (r.exitCode !== 0) throw new Error(`perf record failed (is perf installed?): ${String(r.all ?? '').trim()}`);
+  const { stdout } = await execa('perf', ['report', '-i', file, '--stdio', '--no-children', '--sort', 'comm,sym', '--percent-limit', '0.5']);
+  const out: NonNullable<Run['profile']> = [];
+  for (const m of stdout.matchAll(/^\s*([\d.]+)%\s+(.+?)\s+\[([k.])\]\s+(.+?)\s*$/gm)) {
+    out.push({ percent: Number(m[1]), comm: m[2] as string, symbol: m[4] as string, kernel: m[3] === 'k' });
+  }
+  rmSync(file, { force: true });
+  return out.slice(0, 40);
+}
+
+// One measurement -------------------------------------------------------------------
+
+interface Forwarder {
+  /** Frames the forwarder moved in the measured direction (into the kernel, or out of it). */
+  packets(): number;
+  counters(): Record<string, number>;
+  stop(): void;
+}
+
+interface Snapshot {
+  at: bigint;
+  helper: HelperReport;
+  forwarded: number;
+  counters: Record<string, number>;
+  cpu: ReturnType<typeof procStatCpu>;
+  threads: { helper: number; forwarder: number; kthread: number; ksoftirqd: number };
+  switches: { helper: Switches; forwarder: Switches; kthread: Switches };
+}
+
+class Bench {
+  private readonly kni = new Kni();
+  private iface: KniInterface | undefined;
+  private tap = false;
+
+  constructor(
+    private readonly config: ExceptionPathConfig,
+    private readonly workDir: string,
+    private readonly helperBinary: string,
+    private readonly log: (line: string) => void,
+    private readonly onWindow: WindowHook | undefined,
+  ) {}
+
+  private windows = 0;
+
+  /**
+   * Creates and configures the device of one path. Only that device exists
+   * during its runs: an idle KNI interface still costs its kernel thread's
+   * polling, which must not be charged to TAP.
+   */
+  private async up(path: BenchPath): Promise<void> {
+    const e = ENDPOINTS[path];
+    if (path === 'kni') {
+      this.iface = this.kni.create({ name: e.ifname, mac: e.localMac });
+      // Bringing a KNI interface up is a request a data plane answers.
+      const answering = new DataPlane([{ iface: this.iface, port: { kind: 'sink' } }], { idleUs: this.config.idleUs });
+      try {
+        await this.configure(e);
+        writeFileSync(`/sys/class/net/${e.ifname}/carrier`, '1');
+      } finally {
+        answering.stop();
+      }
+    } else {
+      await ip('tuntap', 'add', 'dev', e.ifname, 'mode', 'tap');
+      this.tap = true;
+      await this.configure(e);
+    }
+  }
+
+  private async configure(e: Endpoint): Promise<void> {
+    const v6 = `/proc/sys/net/ipv6/conf/${e.ifname}/disable_ipv6`;
+    if (existsSync(v6)) writeFileSync(v6, '1');
+    await ip('link', 'set', e.ifname, 'address', e.localMac);
+    await ip('addr', 'add', `${e.localIp}/24`, 'dev', e.ifname);
+    await ip('link', 'set', e.ifname, 'up');
+    await ip('neigh', 'replace', e.peerIp, 'lladdr', e.peerMac, 'dev', e.ifname, 'nud', 'permanent');
+  }
+
+  private async down(): Promise<void> {
+    if (this.tap) await execa('ip', ['tuntap', 'del', 'dev', ENDPOINTS.tap.ifname, 'mode', 'tap'], { reject: false });
+    this.tap = false;
+    this.iface?.release();
+    this.iface = undefined;
+  }
+
+  close(): void {
+    this.kni.close();
+  }
+
+  private forwarder(path: BenchPath, direction: Direction, frame: Buffer | undefined): Forwarder {
+    const { idleUs } = this.config;
+    const e = ENDPOINTS[path];
+    if (path === 'kni') {
+      const iface = this.iface as KniInterface;
+      const port = frame ? { kind: 'generator' as const, frame, count: 0, pps: 0 } : { kind: 'sink' as const };
+      const dp = new DataPlane([{ iface, port }], { idleUs });
+      return {
+        packets: () => (direction === 'to-linux' ? iface.stats().toKernelPackets : iface.stats().toPortPackets),
+        counters: () => {
+          const s = iface.stats();
+          return { 'dp.dropNoBuffer': s.dropNoBuffer, 'dp.dropRxFull': s.dropRxFull, 'dp.dropPortError': s.dropPortError, 'dp.badBuffer': s.badBuffer };
+        },
+        stop: () => dp.stop(),
+      };
+    }
+    const relay = frame
+      ? new PortRelay({ kind: 'generator', frame, count: 0, pps: 0 }, { kind: 'tap', ifname: e.ifname }, { idleUs })
+      : new PortRelay({ kind: 'sink' }, { kind: 'tap', ifname: e.ifname }, { idleUs });
+    const dir = () => (direction === 'to-linux' ? relay.stats().aToB : relay.stats().bToA);
+    return {
+      packets: () => dir().packets,
+      counters: () => {
+        const s = dir();
+        return { 'relay.dropSend': s.dropSend, 'relay.recvErrors': s.recvErrors };
+      },
+      stop: () => relay.stop(),
+    };
+  }
+
+  /** All the counters at one moment; mark() tells the host that moment. */
+  private async snapshot(path: BenchPath, helper: Helper, fwd: Forwarder, mark: () => void): Promise<Snapshot> {
+    const e = ENDPOINTS[path];
+    // The helper stamps its counters when it sees the signal; the forwarder's
+    // are read at the same moment, the slower ones after.
+    const helperReport = helper.report();
+    const at = process.hrtime.bigint();
+    const forwarded = fwd.packets();
+    mark();
+    const counters = fwd.counters();
+    const reported = await helperReport;
+    Object.assign(counters, udpSnmp(), softnet(), netdev(e.ifname), path === 'kni' ? await kniEthtool(e.ifname) : {});
+    const sum = (paths: string[]) => paths.reduce((a, p) => a + taskCpu(p), 0);
+    const switches = (paths: string[]) => paths.map(taskSwitches).reduce(addSwitches, { voluntary: 0, involuntary: 0 });
+    const helperTask = `/proc/${helper.pid}`;
+    const forwarderTasks = tasksNamed('/proc/self/task', (c) => c === 'kniv-dataplane' || c === 'kniv-relay');
+    const kthreads = tasksNamed('/proc', (c) => c.startsWith('kni_'));
+    const threads = {
+      helper: taskCpu(helperTask),
+      forwarder: sum(forwarderTasks),
+      kthread: sum(kthreads),
+      ksoftirqd: sum(tasksNamed('/proc', (c) => c.startsWith('ksoftirqd/'))),
+    };
+    const sw = { helper: switches([helperTask]), forwarder: switches(forwarderTasks), kthread: switches(kthreads) };
+    return { at, helper: reported, forwarded, counters, cpu: procStatCpu(), threads, switches: sw };
+  }
+
+  async measure(path: BenchPath, direction: Direction, frameBytes: number, repeat: number): Promise<Run> {
+    const e = ENDPOINTS[path];
+    const { seconds, warmupSeconds } = this.config;
+    let helper: Helper | undefined;
+    let fwd: Forwarder | undefined;
+    let measured = false;
+    try {
+      await this.up(path);
+      if (direction === 'to-linux') {
+        helper = await Helper.start(this.helperBinary, ['recv', e.localIp, String(e.udpPort)]);
+        const frame = udpFrame({ srcMac: e.peerMac, dstMac: e.localMac, srcIp: e.peerIp, dstIp: e.localIp, srcPort: 9, dstPort: e.udpPort, frameBytes });
+        fwd = this.forwarder(path, direction, frame);
+      } else {
+        fwd = this.forwarder(path, direction, undefined);
+        helper = await Helper.start(this.helperBinary, ['send', e.localIp, e.peerIp, String(e.udpPort), String(frameBytes - FRAME_OVERHEAD)]);
+      }
+      await sleep(warmupSeconds * 1000);
+      const index = this.windows++;
+      const a = await this.snapshot(path, helper, fwd, () => this.onWindow?.('start', index));
+      const perfData = join(this.workDir, `perf-${path}-${direction}-${frameBytes}-${repeat}.data`);
+      const perf = this.config.profile
+        ? execa('perf', ['record', '-a', '-q', '-F', '999', '-o', perfData, '--', 'sleep', String(seconds)], { all: true, reject: false })
+        : undefined;
+      await sleep(seconds * 1000);
+      const b = await this.snapshot(path, helper, fwd, () => this.onWindow?.('end', index));
+      const run = this.result(path, direction, frameBytes, repeat, a, b);
+      if (perf) run.profile = await perfProfile(perf, perfData);
+      this.log(
+        `  ${String(repeat).padStart(2)}  ${direction.padEnd(10)} ${String(frameBytes).padStart(4)} B  ${path.toUpperCase()}  ` +
+          `sent ${run.sent.pps.toFixed(0).padStart(8)} pps  received ${run.received.pps.toFixed(0).padStart(8)} pps  ${run.received.gbps.toFixed(3)} Gbit/s`,
+      );
+      measured = true;
+      return run;
+    } finally {
+      fwd?.stop();
+      // After a failure, the helper's own complaint must not hide the first error.
+      await helper?.stop().catch((err: unknown) => {
+        if (measured) throw err;
+      });
+      await this.down();
+    }
+  }
+
+  private result(path: BenchPath, direction: Direction, frameBytes: number, repeat: number, a: Snapshot, b: Snapshot): Run {
+    const wall = Number(b.at - a.at) / 1e9;
+    const helperSeconds = Number(b.helper.ns - a.helper.ns) / 1e9;
+    const rate = (packets: number, secs: number) => {
+      const pps = secs > 0 ? packets / secs : 0;
+      return { packets, pps, gbps: (pps * frameBytes * 8) / 1e9 };
+    };
+    const socket = rate(b.helper.packets - a.helper.packets, helperSeconds);
+    const forwarded = rate(b.forwarded - a.forwarded, wall);
+    const sent = direction === 'to-linux' ? forwarded : socket;
+    const received = direction === 'to-linux' ? socket : forwarded;
+    const counters: Record<string, number> = {};
+    for (const [k, v] of Object.entries(b.counters)) counters[k] = v - (a.counters[k] ?? 0);
+    if (direction === 'from-linux') counters['helper.sendErrors'] = b.helper.errors - a.helper.errors;
+    const cpuTotal = b.cpu.total - a.cpu.total || 1;
+    const share = (k: 'user' | 'system' | 'softirq' | 'idle') => (b.cpu[k] - a.cpu[k]) / cpuTotal;
+    const per = (k: keyof Snapshot['threads']) => (b.threads[k] - a.threads[k]) / wall;
+    const rateOf = (k: keyof Snapshot['switches']) => ({
+      voluntary: Math.max(0, b.switches[k].voluntary - a.switches[k].voluntary) / wall,
+      involuntary: Math.max(0, b.switches[k].involuntary - a.switches[k].involuntary) / wall,
+    });
+    return {
+      path,
+      direction,
+      frameBytes,
+      repeat,
+      seconds: wall,
+      sent,
+      received,
+      lossRatio: sent.pps > 0 ? 1 - received.pps / sent.pps : 0,
+      counters,
+      cpu: {
+        user: share('user'),
+        system: share('system'),
+        softirq: share('softirq'),
+        idle: share('idle'),
+        threads: { helper: per('helper'), forwarder: per('forwarder'), kthread: per('kthread'), ksoftirqd: per('ksoftirqd') },
+        switches: { helper: rateOf('helper'), forwarder: rateOf('forwarder'), kthread: rateOf('kthread') },
+      },
+    };
+  }
+}
+
+function readParam(name: string): number | null {
+  try {
+    return Number(readFileSync(`/sys/module/kni/parameters/${name}`, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** Called as each measured window starts and ends; index counts runs from 0 in the order of `runs`. */
+export type WindowHook = (edge: 'start' | 'end', index: number) => void;
+
+/**
+ * Runs the benchmark here: kni.ko must be loaded and this process root. Every
+ * combination of the config's paths, directions and frame sizes, `repeat`
+ * times, KNI and TAP next to each other in time. Progress goes to log().
+ */
+export async function runExceptionPath(
+  options: Partial<ExceptionPathConfig>,
+  log: (line: string) => void,
+  onWindow?: WindowHook,
+): Promise<ExceptionPathResult> {
+  const config = ExceptionPathConfigSchema.parse(options);
+  const info = moduleInfo();
+  const started = new Date();
+  const t0 = process.hrtime.bigint();
+  const dir = mkdtempSync(join(tmpdir(), 'kniv-bench-'));
+  const runs: Run[] = [];
+  try {
+    const bench = new Bench(config, dir, await ensureHelper(), log, onWindow);
+    try {
+      for (let r = 1; r <= config.repeat; r++) {
+        for (const direction of config.directions) {
+          for (const frameBytes of config.frameBytes) {
+            for (const path of config.paths) runs.push(await bench.measure(path, direction, frameBytes, r));
+          }
+        }
+      }
+    } finally {
+      bench.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return {
+    benchmark: 'exception-path',
+    version: 1,
+    startedAt: started.toISOString(),
+    seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+    system: {
+      kernel: release(),
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      node: process.version,
+      kthreadMode: info.kthreadMode,
+      pollIntervalUs: readParam('poll_interval_us'),
+      where: 'here',
+      accel: null,
+    },
+    config,
+    runs,
+    summary: summarise(runs),
+  };
+}

@@ -1,0 +1,367 @@
+// The exception-path benchmark's result document: its zod schema (what the
+// JSON file holds), the medians over repeats, and the table printed for people.
+import { z } from 'zod';
+
+export const PATHS = ['kni', 'tap'] as const;
+export const DIRECTIONS = ['to-linux', 'from-linux'] as const;
+export const PathSchema = z.enum(PATHS);
+export const DirectionSchema = z.enum(DIRECTIONS);
+export type BenchPath = z.infer<typeof PathSchema>;
+export type Direction = z.infer<typeof DirectionSchema>;
+
+/** Ethernet + IPv4 + UDP headers: a frame of N bytes carries N - 42 bytes of UDP payload. */
+export const FRAME_OVERHEAD = 42;
+/** Frame sizes, in bytes as the data plane and the kernel see them (no FCS). */
+export const FrameBytesSchema = z.number().int().min(60).max(1514);
+
+const Count = z.number().int().min(0);
+const Rate = z.number().min(0);
+
+export const RateSchema = z.object({
+  packets: Count,
+  pps: Rate,
+  /** Frame bytes (headers included, no FCS) times 8 per second, in Gbit/s. */
+  gbps: Rate,
+});
+
+export const CpuSchema = z.object({
+  /** Share of all the VM's CPU time, 0..1, from /proc/stat. */
+  user: Rate,
+  system: Rate,
+  softirq: Rate,
+  idle: Rate,
+  /** CPU-seconds per second (1 = one CPU kept busy) of the threads doing the work. */
+  threads: z.object({
+    helper: Rate,
+    forwarder: Rate,
+    kthread: Rate,
+    ksoftirqd: Rate,
+  }),
+  /**
+   * Context switches per second of the same threads, voluntary (they slept)
+   * and involuntary (preempted). Fields added to the document after its first
+   * version are optional, so that earlier results still read and pool.
+   */
+  switches: z
+    .object({
+      helper: z.object({ voluntary: Rate, involuntary: Rate }),
+      forwarder: z.object({ voluntary: Rate, involuntary: Rate }),
+      kthread: z.object({ voluntary: Rate, involuntary: Rate }),
+    })
+    .optional(),
+});
+
+export const RunSchema = z.object({
+  path: PathSchema,
+  direction: DirectionSchema,
+  frameBytes: FrameBytesSchema,
+  repeat: z.number().int().min(1),
+  /** Length of the measured window, warm-up excluded. */
+  seconds: z.number().positive(),
+  /**
+   * to-linux: frames the data plane queued on rx_q (KNI) or wrote into the
+   * TAP device; from-linux: datagrams the sending socket handed to the kernel.
+   */
+  sent: RateSchema,
+  /**
+   * to-linux: datagrams the receiving socket got; from-linux: frames that
+   * reached the data plane's sink. This is the figure the path achieved.
+   */
+  received: RateSchema,
+  /** 1 - received / sent rates: what the path dropped (queues make it approximate). */
+  lossRatio: z.number(),
+  /** Deltas over the window of the counters that say where frames went. */
+  counters: z.record(z.string(), z.number()),
+  cpu: CpuSchema,
+  /**
+   * In the appliance VM: what the host gave the VM during the window, read
+   * from qemu's threads. On a shared host this varies from run to run; the
+   * packets per host CPU-second it yields (the cost of a packet through the
+   * emulated path) varies much less than the rates.
+   */
+  vm: z
+    .object({
+      hostSeconds: z.number().positive(),
+      hostCpuSeconds: z.number().min(0),
+      /** Time qemu's threads were ready to run but waited for a host CPU: other load on the host. */
+      hostWaitSeconds: z.number().min(0).optional(),
+      /** Of hostCpuSeconds, qemu's main thread: its main loop, which under TCG emulates the guest's timers and devices. */
+      hostMainThreadSeconds: z.number().min(0).optional(),
+    })
+    .optional(),
+  /** With --profile: where the CPUs spent the window (perf cpu-clock samples, self time). */
+  profile: z.array(z.object({ percent: z.number(), comm: z.string(), symbol: z.string(), kernel: z.boolean() })).optional(),
+});
+export type Run = z.infer<typeof RunSchema>;
+
+export const SummarySchema = z.object({
+  path: PathSchema,
+  direction: DirectionSchema,
+  frameBytes: FrameBytesSchema,
+  runs: z.number().int().min(1),
+  /** Medians over the repeats. */
+  sentPps: Rate,
+  receivedPps: Rate,
+  receivedGbps: Rate,
+  lossRatio: z.number(),
+  /** Host CPU cores the VM got during the window, and received packets per host CPU-second (appliance VM only; added after the first version, hence nullish). */
+  vmCores: z.number().nullish(),
+  /** Host CPU cores' worth of time the VM's threads waited to run (other load on the host). */
+  vmWaitCores: z.number().nullish(),
+  receivedPerHostCpuSecond: z.number().nullish(),
+});
+export type Summary = z.infer<typeof SummarySchema>;
+
+export const ExceptionPathConfigSchema = z.object({
+  seconds: z.number().int().min(1).max(600).default(3),
+  warmupSeconds: z.number().int().min(0).max(60).default(1),
+  repeat: z.number().int().min(1).max(50).default(3),
+  frameBytes: z.array(FrameBytesSchema).min(1).default([64, 1500]),
+  paths: z.array(PathSchema).min(1).default([...PATHS]),
+  directions: z.array(DirectionSchema).min(1).default([...DIRECTIONS]),
+  /** The data plane's and the relay's sleep when idle (DataPlane idleUs). */
+  idleUs: z.number().int().min(1).max(100_000).default(200),
+  /** Sample every CPU with perf during each window (costs CPU: figures drop). */
+  profile: z.boolean().default(false),
+});
+export type ExceptionPathConfig = z.output<typeof ExceptionPathConfigSchema>;
+
+export const ExceptionPathResultSchema = z.object({
+  benchmark: z.literal('exception-path'),
+  version: z.literal(1),
+  startedAt: z.iso.datetime(),
+  seconds: z.number().min(0),
+  system: z.object({
+    kernel: z.string(),
+    cpus: z.number().int().min(1),
+    cpuModel: z.string(),
+    node: z.string(),
+    kthreadMode: z.enum(['single', 'multiple']),
+    pollIntervalUs: z.number().int().nullable(),
+    /** Where it ran: in the appliance VM (and its accelerator), or on this system as it is. */
+    where: z.enum(['appliance-vm', 'here']),
+    accel: z.enum(['tcg', 'kvm']).nullable(),
+  }),
+  /** In the appliance VM: the machine running it, whose other load shows up as noise. */
+  host: z.object({ cpus: z.number().int().min(1), loadAverageBefore: z.number(), loadAverageAfter: z.number() }).optional(),
+  config: ExceptionPathConfigSchema,
+  runs: z.array(RunSchema),
+  summary: z.array(SummarySchema),
+});
+export type ExceptionPathResult = z.infer<typeof ExceptionPathResultSchema>;
+
+export function median(values: number[]): number {
+  if (values.length === 0) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** One summary row per path, direction and frame size that has runs, medians over its repeats. */
+export function summarise(runs: Run[]): Summary[] {
+  const groups = new Map<string, Run[]>();
+  for (const r of runs) {
+    const key = `${r.direction}/${r.frameBytes}/${r.path}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => {
+    const first = g[0] as Run;
+    const vm = g.flatMap((r) => (r.vm && r.vm.hostCpuSeconds > 0 ? [{ run: r, ...r.vm }] : []));
+    return {
+      path: first.path,
+      direction: first.direction,
+      frameBytes: first.frameBytes,
+      runs: g.length,
+      sentPps: median(g.map((r) => r.sent.pps)),
+      receivedPps: median(g.map((r) => r.received.pps)),
+      receivedGbps: median(g.map((r) => r.received.gbps)),
+      lossRatio: median(g.map((r) => r.lossRatio)),
+      vmCores: vm.length === g.length ? median(vm.map((v) => v.hostCpuSeconds / v.hostSeconds)) : null,
+      vmWaitCores: vm.length === g.length && vm.every((v) => v.hostWaitSeconds !== undefined) ? median(vm.map((v) => (v.hostWaitSeconds ?? 0) / v.hostSeconds)) : null,
+      receivedPerHostCpuSecond: vm.length === g.length ? median(vm.map((v) => (v.run.received.pps * v.hostSeconds) / v.hostCpuSeconds)) : null,
+    };
+  });
+}
+
+const fmtPps = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0));
+const fmtGbps = (n: number) => (n >= 1 ? n.toFixed(2) : n >= 0.01 ? n.toFixed(3) : n.toFixed(4));
+const fmtLoss = (n: number) => `${(Math.max(0, n) * 100).toFixed(n > 0 && n < 0.01 ? 2 : 0)}%`;
+
+/**
+ * KNI against TAP for one direction and size: the median over repeats of
+ * KNI's figure divided by TAP's in the same repeat. The two runs of a repeat
+ * follow each other, so slow changes in what the host gives the VM cancel out.
+ */
+export function pairedRatio(runs: Run[], direction: Direction, frameBytes: number, figure: (r: Run) => number | undefined): number | undefined {
+  const ratios: number[] = [];
+  const cases = runs.filter((r) => r.direction === direction && r.frameBytes === frameBytes);
+  for (const k of cases.filter((r) => r.path === 'kni')) {
+    const t = cases.find((r) => r.path === 'tap' && r.repeat === k.repeat);
+    const a = figure(k);
+    const b = t && figure(t);
+    if (a !== undefined && b !== undefined && b > 0) ratios.push(a / b);
+  }
+  return ratios.length > 0 ? median(ratios) : undefined;
+}
+
+/** Received packets per host CPU-second of the VM, when the host sampled it. */
+export const perHostCpuSecond = (r: Run): number | undefined =>
+  r.vm && r.vm.hostCpuSeconds > 0 ? (r.received.pps * r.vm.hostSeconds) / r.vm.hostCpuSeconds : undefined;
+
+const ratio = (x: number | undefined) => (x === undefined ? '-' : `${x.toFixed(2)}x`);
+
+function align(rows: string[][]): string[] {
+  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  '));
+}
+
+/** The human summary: one row per direction and size, KNI and TAP side by side. */
+export function formatTable(result: ExceptionPathResult): string {
+  const s = result.system;
+  const c = result.config;
+  const where = s.where === 'appliance-vm' ? `appliance VM (${s.accel === 'tcg' ? 'TCG: emulated CPU, compare side by side only' : s.accel ?? '?'})` : 'this system';
+  const lines = [
+    `exception path: data plane <-> Linux UDP socket, KNI vs TAP`,
+    `kernel ${s.kernel}, ${s.cpus} CPUs, ${where}, kthread_mode=${s.kthreadMode}, poll_interval_us=${s.pollIntervalUs ?? '?'}, idleUs=${c.idleUs}`,
+    `${c.seconds} s per run after ${c.warmupSeconds} s warm-up, median of ${c.repeat}; rates are what arrived; KNI/TAP is the median of the ratios within each repeat`,
+    ...(c.profile ? ['profiled with perf: the rates are lower than without --profile'] : []),
+    '',
+  ];
+  const header = ['direction', 'frame', ...c.paths.flatMap((p) => [`${p.toUpperCase()} pps`, `${p.toUpperCase()} Gbit/s`, `${p.toUpperCase()} loss`])];
+  if (c.paths.length === 2) header.push('KNI/TAP');
+  const rows: string[][] = [header];
+  for (const d of c.directions) {
+    for (const f of c.frameBytes) {
+      const row = [d, `${f} B`];
+      const byPath = new Map(result.summary.filter((x) => x.direction === d && x.frameBytes === f).map((x) => [x.path, x]));
+      for (const p of c.paths) {
+        const x = byPath.get(p);
+        row.push(x ? fmtPps(x.receivedPps) : '-', x ? fmtGbps(x.receivedGbps) : '-', x ? fmtLoss(x.lossRatio) : '-');
+      }
+      if (c.paths.length === 2) row.push(ratio(pairedRatio(result.runs, d, f, (r) => r.received.pps)));
+      rows.push(row);
+    }
+  }
+  lines.push(...align(rows));
+  if (result.summary.every((x) => x.receivedPerHostCpuSecond != null)) {
+    lines.push(
+      '',
+      'per host CPU-second of the VM (the cost of a packet through the emulated path; steadier than pps on a shared host);',
+      'cores: host CPUs the VM used; wait: host CPUs\' worth of time it was ready to run but another process had the CPU',
+    );
+    const head = ['direction', 'frame', ...c.paths.flatMap((p) => [`${p.toUpperCase()} pkt/CPU-s`, `${p.toUpperCase()} cores`, `${p.toUpperCase()} wait`])];
+    if (c.paths.length === 2) head.push('KNI/TAP');
+    const eff: string[][] = [head];
+    for (const d of c.directions) {
+      for (const f of c.frameBytes) {
+        const row = [d, `${f} B`];
+        const byPath = new Map(result.summary.filter((x) => x.direction === d && x.frameBytes === f).map((x) => [x.path, x]));
+        for (const p of c.paths) {
+          const x = byPath.get(p);
+          row.push(
+            x?.receivedPerHostCpuSecond != null ? fmtPps(x.receivedPerHostCpuSecond) : '-',
+            x?.vmCores != null ? x.vmCores.toFixed(2) : '-',
+            x?.vmWaitCores != null ? x.vmWaitCores.toFixed(2) : '-',
+          );
+        }
+        if (c.paths.length === 2) row.push(ratio(pairedRatio(result.runs, d, f, perHostCpuSecond)));
+        eff.push(row);
+      }
+    }
+    lines.push(...align(eff));
+  }
+  const h = result.host;
+  lines.push('');
+  if (h) lines.push(`host: ${h.cpus} CPUs, load average ${h.loadAverageBefore.toFixed(1)} before, ${h.loadAverageAfter.toFixed(1)} after (other load is noise)`);
+  lines.push(`whole run: ${result.seconds.toFixed(0)} s`);
+  return `${lines.join('\n')}\n`;
+}
+
+// Pooling runs by what the host gave the VM ---------------------------------------
+
+/**
+ * How much of its vCPUs' worth of host CPU the VM got during both runs of a
+ * KNI/TAP pair: all of it (at least 80%), about half (40–60%), or something
+ * else (the two runs got different shares, or the host was busier still).
+ */
+export type HostShare = 'full' | 'half' | 'mixed';
+
+function hostShare(k: Run, t: Run, vcpus: number): HostShare {
+  const share = (r: Run) => (r.vm ? r.vm.hostCpuSeconds / r.vm.hostSeconds / vcpus : 0);
+  const lo = Math.min(share(k), share(t));
+  const hi = Math.max(share(k), share(t));
+  if (lo >= 0.8) return 'full';
+  if (lo >= 0.4 && hi <= 0.6) return 'half';
+  return 'mixed';
+}
+
+export interface PooledRow {
+  kernel: string;
+  vcpus: number;
+  direction: Direction;
+  frameBytes: number;
+  share: HostShare;
+  pairs: number;
+  kniPps: number;
+  tapPps: number;
+  /** Median, lowest and highest of the pairs' KNI/TAP ratios. */
+  ratio: number;
+  min: number;
+  max: number;
+}
+
+/**
+ * KNI/TAP pairs (the two runs of one repeat) from several results, grouped by
+ * kernel, vCPUs, case and the host share both runs got: on a shared host this
+ * separates "KNI against TAP with the CPUs the VM asked for" from "with half
+ * of them", which single runs mix. Only runs with the host's figures count,
+ * and not profiled ones (perf's cost lowers the rates, and not evenly).
+ */
+export function poolPairs(results: ExceptionPathResult[]): PooledRow[] {
+  const groups = new Map<string, { row: Omit<PooledRow, 'pairs' | 'kniPps' | 'tapPps' | 'ratio' | 'min' | 'max'>; pairs: [Run, Run][] }>();
+  for (const res of results.filter((r) => !r.config.profile)) {
+    for (const k of res.runs.filter((r) => r.path === 'kni' && r.vm)) {
+      const t = res.runs.find((r) => r.path === 'tap' && r.vm && r.repeat === k.repeat && r.direction === k.direction && r.frameBytes === k.frameBytes);
+      if (!t || t.received.pps <= 0) continue;
+      const row = { kernel: res.system.kernel, vcpus: res.system.cpus, direction: k.direction, frameBytes: k.frameBytes, share: hostShare(k, t, res.system.cpus) };
+      const key = JSON.stringify(row);
+      const g = groups.get(key) ?? { row, pairs: [] };
+      g.pairs.push([k, t]);
+      groups.set(key, g);
+    }
+  }
+  const order = (r: PooledRow) => [r.kernel, r.vcpus, DIRECTIONS.indexOf(r.direction), r.frameBytes, ['full', 'half', 'mixed'].indexOf(r.share)];
+  return [...groups.values()]
+    .map(({ row, pairs }) => {
+      const ratios = pairs.map(([k, t]) => k.received.pps / t.received.pps);
+      return {
+        ...row,
+        pairs: pairs.length,
+        kniPps: median(pairs.map(([k]) => k.received.pps)),
+        tapPps: median(pairs.map(([, t]) => t.received.pps)),
+        ratio: median(ratios),
+        min: Math.min(...ratios),
+        max: Math.max(...ratios),
+      };
+    })
+    .sort((a, b) => {
+      const x = order(a);
+      const y = order(b);
+      for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return (x[i] as number) < (y[i] as number) ? -1 : 1;
+      return 0;
+    });
+}
+
+/** The pooled table; pairs whose two runs got different shares are only counted. */
+export function formatPool(rows: PooledRow[]): string {
+  const share = { full: '>= 80%', half: '40-60%', mixed: 'mixed' } as const;
+  const table = [['kernel', 'vCPUs', 'direction', 'frame', 'host share', 'pairs', 'KNI pps', 'TAP pps', 'KNI/TAP', 'range']];
+  const mixed = rows.filter((r) => r.share === 'mixed').reduce((n, r) => n + r.pairs, 0);
+  for (const r of rows.filter((x) => x.share !== 'mixed')) {
+    table.push([r.kernel, String(r.vcpus), r.direction, `${r.frameBytes} B`, share[r.share], String(r.pairs), fmtPps(r.kniPps), fmtPps(r.tapPps), ratio(r.ratio), `${r.min.toFixed(2)}-${r.max.toFixed(2)}`]);
+  }
+  const widths = (table[0] as string[]).map((_, i) => Math.max(...table.map((t) => (t[i] ?? '').length)));
+  const lines = table.map((t) => t.map((c, i) => (i < 5 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  '));
+  const left = mixed > 0 ? `\n${mixed} pairs whose runs got different shares (or less than 40%) are left out.\n` : '';
+  return `KNI/TAP pairs by the share of its vCPUs the host gave the VM during both runs (median of the pairs)\n\n${lines.join('\n')}\n${left}`;
+}

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+#include "relay.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+
+namespace kniv {
+
+namespace {
+
+constexpr unsigned kBurst = 64;
+// One more byte than the largest frame a port may hand over, so that a cut
+// frame (a TAP read returns at most the buffer) is seen as too big.
+constexpr size_t kBufSize = 65536 + 1;
+
+void Add(std::atomic<uint64_t>& c, uint64_t n) { c.fetch_add(n, std::memory_order_relaxed); }
+
+}  // namespace
+
+Relay::Relay(std::unique_ptr<Port> a, std::unique_ptr<Port> b, unsigned idle_us, int cpu)
+    : a_(std::move(a)), b_(std::move(b)), idle_us_(idle_us), cpu_(cpu), buf_(kBufSize) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+Relay::~Relay() { Stop(); }
+
+// Joins the thread and closes both ports; the counters stay readable.
+void Relay::Stop() {
+  stop_.store(true, std::memory_order_relaxed);
+  if (thread_.joinable()) thread_.join();
+  a_.reset();
+  b_.reset();
+}
+
+bool Relay::Forward(Port& src, Port& dst, RelayDirectionStats& s) {
+  bool work = false;
+  for (unsigned i = 0; i < kBurst; i++) {
+    long n = src.Recv(buf_.data(), buf_.size());
+    if (n == 0) break;
+    work = true;
+    if (n < 0) {
+      Add(s.recv_errors, 1);
+      break;
+    }
+    if (static_cast<size_t>(n) >= buf_.size()) {
+      Add(s.drop_too_big, 1);
+      continue;
+    }
+    if (dst.Send(buf_.data(), static_cast<size_t>(n)) < 0) {
+      Add(s.drop_send, 1);
+      continue;
+    }
+    Add(s.packets, 1);
+    Add(s.bytes, static_cast<uint64_t>(n));
+  }
+  return work;
+}
+
+void Relay::Run() {
+  pthread_setname_np(pthread_self(), "kniv-relay");
+  if (cpu_ >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu_, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  }
+  std::vector<pollfd> fds;
+  for (Port* p : {a_.get(), b_.get()})
+    if (p->fd() >= 0) fds.push_back({p->fd(), POLLIN, 0});
+  while (!stop_.load(std::memory_order_relaxed)) {
+    bool work = Forward(*a_, *b_, a_to_b);
+    work |= Forward(*b_, *a_, b_to_a);
+    if (!work) {
+      // Both sides are ports, so unlike a data plane this wait ends as soon
+      // as a frame arrives; the timeout only bounds how late Stop() is seen.
+      timespec ts{0, static_cast<long>(idle_us_) * 1000};
+      ppoll(fds.data(), fds.size(), &ts, nullptr);
+    }
+  }
+}
+
+}  // namespace kniv
