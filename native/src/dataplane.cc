@@ -93,14 +93,16 @@ bool DataPlane::Service(Link& l) {
     if (k.pool.empty() || !room) {
       // Still take the frame, so that a drop is counted rather than left
       // to overflow the port silently.
-      long n = l.port->Recv(scratch, sizeof(scratch));
+      uint32_t flags;
+      long n = l.port->RecvFlags(scratch, sizeof(scratch), &flags);
       if (n <= 0) break;
       Add(k.pool.empty() ? s.drop_no_buffer : s.drop_rx_full, 1);
       work = true;
       continue;
     }
     uint32_t b = k.pool.back();
-    long n = l.port->Recv(k.buf(b) + KNI_BUF_HDR_SIZE, cap);
+    uint32_t flags;
+    long n = l.port->RecvFlags(k.buf(b) + KNI_BUF_HDR_SIZE, cap, &flags);
     if (n == 0) break;
     work = true;
     if (n < 0) {
@@ -114,7 +116,7 @@ bool DataPlane::Service(Link& l) {
     auto* hdr = reinterpret_cast<kni_buf*>(k.buf(b));
     hdr->data_off = KNI_BUF_HDR_SIZE;
     hdr->data_len = static_cast<uint32_t>(n);
-    hdr->flags = 0;  // checksums unverified: the stack or the guest checks them
+    hdr->flags = flags;
     k.pool.pop_back();
     k.rx.Put(b);
     queued++;

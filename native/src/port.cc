@@ -15,6 +15,9 @@
 #include <chrono>
 #include <cstring>
 
+#include "kni_uapi.h"
+#include "offload.h"
+
 namespace kniv {
 
 namespace {
@@ -33,13 +36,73 @@ class PacketPort : public FdPort {
  public:
   using FdPort::FdPort;
   long Recv(uint8_t* buf, size_t cap) override {
-    ssize_t n = recv(fd_, buf, cap, MSG_DONTWAIT | MSG_TRUNC);
+    uint32_t flags;
+    return RecvFlags(buf, cap, &flags);
+  }
+
+  long RecvFlags(uint8_t* buf, size_t cap, uint32_t* flags) override {
+    *flags = 0;
+    if (next_ < segs_.size()) return Next(buf, cap, flags);
+
+    // The frame lands in buf; only a super-frame spills over.
+    VnetHdr h{};
+    iovec iov[3] = {{&h, sizeof(h)}, {buf, cap}, {spill_.data(), spill_.size()}};
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = 3;
+    ssize_t n = recvmsg(fd_, &m, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-    return n;
+    if (static_cast<size_t>(n) < sizeof(h)) return -EPROTO;
+    size_t len = static_cast<size_t>(n) - sizeof(h);
+
+    if (h.gso_type == kVnetGsoNone) {
+      if (len > cap) return static_cast<long>(len);
+      if (h.flags & kVnetNeedsCsum) {
+        if (!CompleteChecksum(buf, len, h.csum_start, h.csum_offset)) return -EPROTO;
+        *flags = KNI_BUF_F_CSUM_VALID;  // computed here, from the sender's own data
+      } else if (h.flags & kVnetDataValid) {
+        *flags = KNI_BUF_F_CSUM_VALID;  // verified by the receiving NIC
+      }
+      return static_cast<long>(len);
+    }
+
+    // A super-frame: gather it, cut it, hand out its segments one by one.
+    if (len > cap + spill_.size()) return static_cast<long>(len);
+    whole_.assign(buf, buf + (len < cap ? len : cap));
+    if (len > cap) whole_.insert(whole_.end(), spill_.data(), spill_.data() + (len - cap));
+    segs_.clear();
+    out_.clear();
+    next_ = 0;
+    const uint8_t gso = h.gso_type & ~kVnetGsoEcn;
+    const bool tcp = gso == kVnetGsoTcp4 || gso == kVnetGsoTcp6;
+    // Anything else (UDP GSO) cannot be cut here: too big for a buffer.
+    if (!tcp || !SegmentTcp(whole_.data(), whole_.size(), h.gso_size, &out_, &segs_)) return static_cast<long>(len);
+    return Next(buf, cap, flags);
   }
+
   int Send(const uint8_t* buf, size_t len) override {
-    return send(fd_, buf, len, MSG_DONTWAIT) < 0 ? -errno : 0;
+    // The socket expects a header on what it sends, too: an empty one.
+    VnetHdr h{};
+    iovec iov[2] = {{&h, sizeof(h)}, {const_cast<uint8_t*>(buf), len}};
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = 2;
+    return sendmsg(fd_, &m, MSG_DONTWAIT) < 0 ? -errno : 0;
   }
+
+ private:
+  long Next(uint8_t* buf, size_t cap, uint32_t* flags) {
+    const Segment& s = segs_[next_++];
+    if (s.len > cap) return static_cast<long>(s.len);
+    std::memcpy(buf, out_.data() + s.offset, s.len);
+    *flags = KNI_BUF_F_CSUM_VALID;
+    return static_cast<long>(s.len);
+  }
+
+  std::vector<uint8_t> spill_ = std::vector<uint8_t>(65536 + 256);
+  std::vector<uint8_t> whole_, out_;
+  std::vector<Segment> segs_;
+  size_t next_ = 0;
 };
 
 class TapPort : public FdPort {
@@ -102,7 +165,8 @@ std::unique_ptr<Port> OpenPacketPort(const std::string& ifname, int* err) {
   mr.mr_ifindex = static_cast<int>(ifindex);
   mr.mr_type = PACKET_MR_PROMISC;
   int one = 1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0 ||
+  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0 ||
       setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0 ||
       setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0) {
     *err = errno;

@@ -17,6 +17,11 @@ class Port {
   // A frame into buf: its length (> cap means truncated, dropped by the
   // caller), 0 when nothing is waiting, or -errno.
   virtual long Recv(uint8_t* buf, size_t cap) = 0;
+  // The same, and *flags the KNI_BUF_F_* that hold for the frame.
+  virtual long RecvFlags(uint8_t* buf, size_t cap, uint32_t* flags) {
+    *flags = 0;
+    return Recv(buf, cap);
+  }
   // 0 when sent (or deliberately consumed), -errno otherwise.
   virtual int Send(const uint8_t* buf, size_t len) = 0;
   // A descriptor to poll() for input, or -1.
@@ -24,7 +29,9 @@ class Port {
 };
 
 // AF_PACKET socket bound to a host interface (a NIC or a veth), promiscuous,
-// not seeing its own transmissions.
+// not seeing its own transmissions. It takes frames with their virtio-net
+// header, so that partial checksums are completed and TCP super-frames (GRO,
+// a peer's TSO) are cut to size before they reach a KNI buffer.
 std::unique_ptr<Port> OpenPacketPort(const std::string& ifname, int* err);
 // A TAP device created with the given name (IFF_TAP | IFF_NO_PI).
 std::unique_ptr<Port> OpenTapPort(const std::string& ifname, int* err);
