@@ -151,7 +151,13 @@ function streamState(s) {
   conn.className = `conn ${s}`;
   // Back after a gap: what happened meanwhile is re-read.
   if (s === 'live' && was !== 'connecting' && was !== 'live') refreshSoon('system', 'interfaces', 'vms', 'benchmarks');
+  // EventSource retries a dropped connection forever without saying why; if
+  // it is not back soon, ask the API, which tells a dead service from a bad token.
+  clearTimeout(stalled);
+  if (s === 'reconnecting') stalled = setTimeout(() => store.stream === 'reconnecting' && void checkService(), 3000);
 }
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let stalled;
 
 function openStream() {
   stream?.close();

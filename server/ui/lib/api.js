@@ -115,5 +115,14 @@ export class Api {
   }
 }
 
+/**
+ * One line for a failure outside a form: the stable code, then the message.
+ * @param {unknown} err
+ */
+export function describe(err) {
+  if (err instanceof ApiError) return `${err.message} (${err.code})`;
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** A path segment for a resource name typed by a user. */
 export const seg = (/** @type {string} */ name) => encodeURIComponent(name);

@@ -1,6 +1,6 @@
 // @ts-check
 // Interfaces: the table with live rates, the create form, the edit dialog.
-import { seg } from '../lib/api.js';
+import { describe, seg } from '../lib/api.js';
 import { confirmAction, modal } from '../lib/dialog.js';
 import { fmtBps, fmtCount, fmtPps, h, replace } from '../lib/dom.js';
 import { clearErrors, field, input, optNumber, select, showError, summary } from '../lib/forms.js';
@@ -103,7 +103,7 @@ async function remove(ctx, i) {
     await ctx.api.del(`/v1/interfaces/${seg(i.name)}`);
     ctx.say(`Interface ${i.name} deleted.`);
   } catch (err) {
-    ctx.say(`Could not delete ${i.name}: ${/** @type {Error} */ (err).message}`, 'error');
+    ctx.say(`Could not delete ${i.name}: ${describe(err)}`, 'error');
   }
   await ctx.refresh('interfaces');
 }

@@ -42,7 +42,7 @@ export function overview(ctx) {
           h('dt', {}, 'Kernel'),
           h('dd', {}, h('code', {}, sys.kernel)),
           h('dt', {}, 'KVM'),
-          h('dd', {}, badge(sys.kvm, 'usable', 'not usable (guests run under TCG)')),
+          h('dd', {}, badge(sys.kvm, 'usable', 'not usable'), sys.kvm ? '' : h('div', { class: 'hint' }, 'guests run under TCG: slower, numbers say little')),
           h('dt', {}, 'vhost-net'),
           h('dd', {}, badge(sys.vhostNet, 'available', 'missing')),
           h('dt', {}, 'qemu'),

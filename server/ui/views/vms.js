@@ -1,7 +1,7 @@
 // @ts-check
 // VMs: the list with state-gated actions, the live console tail, the create
 // form with NICs wired to interfaces.
-import { seg } from '../lib/api.js';
+import { describe, seg } from '../lib/api.js';
 import { confirmAction } from '../lib/dialog.js';
 import { fmtTime, h, replace } from '../lib/dom.js';
 import { clearErrors, field, input, optNumber, select, showError, summary } from '../lib/forms.js';
@@ -111,7 +111,7 @@ export function vmsView(ctx) {
       ctx.say(`VM ${name}: ${action} requested; it is ${vm.state}.`);
       if (action !== 'stop') showConsole(name, false);
     } catch (err) {
-      ctx.say(`Could not ${action} ${name}: ${/** @type {Error} */ (err).message}`, 'error');
+      ctx.say(`Could not ${action} ${name}: ${describe(err)}`, 'error');
     }
     await ctx.refresh('vms', 'interfaces');
   };
@@ -124,7 +124,7 @@ export function vmsView(ctx) {
       ctx.say(`VM ${name} deleted.`);
       if (shown?.name === name) hideConsole();
     } catch (err) {
-      ctx.say(`Could not delete ${name}: ${/** @type {Error} */ (err).message}`, 'error');
+      ctx.say(`Could not delete ${name}: ${describe(err)}`, 'error');
     }
     await ctx.refresh('vms', 'interfaces');
   };
@@ -167,7 +167,7 @@ export function vmsView(ctx) {
         if (atEnd) pre.scrollTop = pre.scrollHeight;
         note.textContent = `Last ${text.length} bytes, read ${new Date().toLocaleTimeString('en-GB')}.`;
       } catch (err) {
-        note.textContent = `Cannot read the console: ${/** @type {Error} */ (err).message}`;
+        note.textContent = `Cannot read the console: ${describe(err)}`;
       }
       if (shown === me && follow.checked) me.timer = setTimeout(tick, CONSOLE_MS);
     };
@@ -240,7 +240,7 @@ function createForm(ctx) {
         'div',
         { class: 'nic-row' },
         field({ label: `Wire ${i.name}`, control: use }),
-        field({ label: 'vhost-net', control: vhost }),
+        field({ label: `vhost-net for ${i.name}`, control: vhost }),
         field({ label: `MAC for ${i.name}`, control: mac, hint: 'optional' }),
       );
       nics.set(i.name, { row, use, vhost, mac });
