@@ -73,6 +73,29 @@ export function replace(container, ...kids) {
   }
 }
 
+/**
+ * Lets a data table collapse into one block per row on a narrow screen: each
+ * cell gets its column's name (shown by the CSS beside the value), and the
+ * table explicit ARIA roles, which CSS display changes would otherwise drop.
+ * @param {HTMLTableElement} table
+ * @returns {HTMLTableElement}
+ */
+export function stackable(table) {
+  const names = [...table.querySelectorAll('thead th')].map((th) => th.textContent ?? '');
+  table.setAttribute('role', 'table');
+  for (const rg of table.querySelectorAll('thead, tbody')) rg.setAttribute('role', 'rowgroup');
+  for (const th of table.querySelectorAll('thead th')) th.setAttribute('role', 'columnheader');
+  for (const tr of table.querySelectorAll('tr')) {
+    tr.setAttribute('role', 'row');
+    [...tr.children].forEach((cell, i) => {
+      if (tr.parentElement?.tagName !== 'TBODY') return;
+      cell.setAttribute('role', cell.tagName === 'TH' ? 'rowheader' : 'cell');
+      cell.setAttribute('data-label', names[i] ?? '');
+    });
+  }
+  return table;
+}
+
 /** A stable id for label/aria wiring. */
 let next = 0;
 export const uid = (/** @type {string} */ prefix) => `${prefix}-${++next}`;

@@ -1,7 +1,7 @@
 // @ts-check
 // Benchmarks: start one, follow its progress, compare past results.
 import { barChart } from '../lib/chart.js';
-import { fmtTime, h, replace, si } from '../lib/dom.js';
+import { fmtTime, h, replace, si, stackable } from '../lib/dom.js';
 import { clearErrors, field, input, optNumber, select, showError, summary } from '../lib/forms.js';
 
 /** @typedef {import('../lib/context.js').Ctx} Ctx */
@@ -110,31 +110,33 @@ export function benchmarksView(ctx) {
     }
     replace(
       history,
-      h(
-        'table',
-        { class: 'data' },
-        h('caption', { id: 'bench-caption' }, `${list.length} run${list.length === 1 ? '' : 's'}, newest first`),
-        h('thead', {}, h('tr', {}, ['Started', 'State', 'Configuration', 'Direction', 'Duration', 'Result'].map((c) => h('th', { scope: 'col' }, c)))),
+      stackable(
         h(
-          'tbody',
-          {},
-          list.map((b) =>
-            h(
-              'tr',
-              {},
-              h('td', {}, fmtTime(b.createdAt)),
-              h('td', {}, h('span', { class: `badge ${b.state === 'succeeded' ? 'good' : b.state === 'failed' ? 'bad' : 'busy'}` }, b.state)),
-              h('td', {}, configuration(b)),
-              h('td', {}, b.spec.direction),
-              h('td', { class: 'num' }, `${b.spec.durationS} s`),
+          'table',
+          { class: 'data' },
+          h('caption', { id: 'bench-caption' }, `${list.length} run${list.length === 1 ? '' : 's'}, newest first`),
+          h('thead', {}, h('tr', {}, ['Started', 'State', 'Configuration', 'Direction', 'Duration', 'Result'].map((c) => h('th', { scope: 'col' }, c)))),
+          h(
+            'tbody',
+            {},
+            list.map((b) =>
               h(
-                'td',
+                'tr',
                 {},
-                b.result
-                  ? b.result.results.map((r) => h('div', {}, `${r.direction}: ${fmtMbps(r.mbps)}`, r.retransmits !== null ? `, ${r.retransmits} retransmits` : ''))
-                  : b.error
-                    ? h('span', { class: 'error-text' }, b.error)
-                    : '—',
+                h('td', {}, fmtTime(b.createdAt)),
+                h('td', {}, h('span', { class: `badge ${b.state === 'succeeded' ? 'good' : b.state === 'failed' ? 'bad' : 'busy'}` }, b.state)),
+                h('td', {}, configuration(b)),
+                h('td', {}, b.spec.direction),
+                h('td', { class: 'num' }, `${b.spec.durationS} s`),
+                h(
+                  'td',
+                  {},
+                  b.result
+                    ? b.result.results.map((r) => h('div', {}, `${r.direction}: ${fmtMbps(r.mbps)}`, r.retransmits !== null ? `, ${r.retransmits} retransmits` : ''))
+                    : b.error
+                      ? h('span', { class: 'error-text' }, b.error)
+                      : '—',
+                ),
               ),
             ),
           ),

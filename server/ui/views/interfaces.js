@@ -2,7 +2,7 @@
 // Interfaces: the table with live rates, the create form, the edit dialog.
 import { describe, seg } from '../lib/api.js';
 import { confirmAction, modal } from '../lib/dialog.js';
-import { fmtBps, fmtCount, fmtPps, h, replace } from '../lib/dom.js';
+import { fmtBps, fmtCount, fmtPps, h, replace, stackable } from '../lib/dom.js';
 import { clearErrors, field, input, optNumber, select, showError, summary } from '../lib/forms.js';
 import { totalDrops } from '../lib/store.js';
 
@@ -38,20 +38,22 @@ export function interfacesView(ctx) {
     }
     replace(
       table,
-      h(
-        'table',
-        { class: 'data' },
-        h('caption', { id: 'ifaces-caption' }, `${list.length} interface${list.length === 1 ? '' : 's'}; rates over the last ${ctx.store.stream === 'live' ? '5 s' : 'interval (the event stream is not connected)'}`),
+      stackable(
         h(
-          'thead',
-          {},
+          'table',
+          { class: 'data' },
+          h('caption', { id: 'ifaces-caption' }, `${list.length} interface${list.length === 1 ? '' : 's'}; rates over the last ${ctx.store.stream === 'live' ? '5 s' : 'interval (the event stream is not connected)'}`),
           h(
-            'tr',
+            'thead',
             {},
-            ['Name', 'State', 'Port', 'Link', 'Socket', 'VNET_HDR', 'MTU', 'MAC', 'Received', 'Sent', 'Drops', 'Actions'].map((c) => h('th', { scope: 'col' }, c)),
+            h(
+              'tr',
+              {},
+              ['Name', 'State', 'Port', 'Link', 'Socket', 'VNET_HDR', 'MTU', 'MAC', 'Received', 'Sent', 'Drops', 'Actions'].map((c) => h('th', { scope: 'col' }, c)),
+            ),
           ),
+          h('tbody', {}, list.map((i) => row(ctx, i))),
         ),
-        h('tbody', {}, list.map((i) => row(ctx, i))),
       ),
     );
   };

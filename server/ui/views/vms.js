@@ -3,7 +3,7 @@
 // form with NICs wired to interfaces.
 import { describe, seg } from '../lib/api.js';
 import { confirmAction } from '../lib/dialog.js';
-import { fmtTime, h, replace } from '../lib/dom.js';
+import { fmtTime, h, replace, stackable } from '../lib/dom.js';
 import { clearErrors, field, input, optNumber, select, showError, summary } from '../lib/forms.js';
 
 /** @typedef {import('../lib/context.js').Ctx} Ctx */
@@ -46,16 +46,18 @@ export function vmsView(ctx) {
     }
     replace(
       table,
-      h(
-        'table',
-        { class: 'data' },
-        h('caption', { id: 'vms-caption' }, `${list.length} VM${list.length === 1 ? '' : 's'}`),
+      stackable(
         h(
-          'thead',
-          {},
-          h('tr', {}, ['Name', 'State', 'vCPUs', 'Memory', 'Boot', 'NICs', 'qemu', 'Actions'].map((c) => h('th', { scope: 'col' }, c))),
+          'table',
+          { class: 'data' },
+          h('caption', { id: 'vms-caption' }, `${list.length} VM${list.length === 1 ? '' : 's'}`),
+          h(
+            'thead',
+            {},
+            h('tr', {}, ['Name', 'State', 'vCPUs', 'Memory', 'Boot', 'NICs', 'qemu', 'Actions'].map((c) => h('th', { scope: 'col' }, c))),
+          ),
+          h('tbody', {}, list.map((vm) => row(vm))),
         ),
-        h('tbody', {}, list.map((vm) => row(vm))),
       ),
     );
   };
