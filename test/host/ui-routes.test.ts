@@ -74,3 +74,44 @@ test('the dashboard has no inline script or style and loads nothing from another
     t.notRegex(text, /\.innerHTML\s*=|insertAdjacentHTML|document\.write/, f);
   }
 });
+
+/** WCAG 2 contrast ratio of two #rrggbb colours. */
+function contrast(a: string, b: string): number {
+  const lum = (hex: string) => {
+    const [r, g, bl] = [1, 3, 5].map((i) => {
+      const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+      return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r! + 0.7152 * g! + 0.0722 * bl!;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (hi! + 0.05) / (lo! + 0.05);
+}
+
+test("the stylesheet's colours: text at 4.5:1 or more on the backgrounds it is used on, chart strokes at 3:1", (t) => {
+  const css = readFileSync(join(UI_DIR, 'app.css'), 'utf8');
+  const v = Object.fromEntries([...css.matchAll(/--([a-z-]+):\s*(#[0-9a-f]{6});/gi)].map((m) => [m[1]!, m[2]!]));
+  const text: [string, string][] = [
+    ['fg', 'bg'],
+    ['fg', 'panel'],
+    ['muted', 'bg'],
+    ['muted', 'panel'],
+    ['accent', 'bg'],
+    ['accent', 'panel'],
+    ['accent-fg', 'accent'],
+    ['bad-fg', 'panel'],
+    ['good-fg', 'good-bg'],
+    ['bad-fg', 'bad-bg'],
+    ['off-fg', 'off-bg'],
+    ['busy-fg', 'busy-bg'],
+  ];
+  for (const [fg, bg] of text) {
+    t.truthy(v[fg] && v[bg], `--${fg} or --${bg} is missing`);
+    const ratio = contrast(v[fg]!, v[bg]!);
+    t.true(ratio >= 4.5, `--${fg} on --${bg}: ${ratio.toFixed(2)}:1`);
+  }
+  for (const stroke of ['rx', 'tx', 'focus']) {
+    const ratio = contrast(v[stroke]!, v.panel!);
+    t.true(ratio >= 3, `--${stroke} on --panel: ${ratio.toFixed(2)}:1`);
+  }
+});

@@ -86,11 +86,16 @@ export class Api {
       return type.includes('application/json') ? res.json() : res.text();
     }
     if (type.includes('application/json')) {
-      const e = /** @type {{error?: {code: string, message: string, details?: unknown}}} */ (await res.json().catch(() => ({})));
-      if (e.error) throw new ApiError(res.status, e.error.code, e.error.message, e.error.details);
+      const e = /** @type {{error?: {code?: unknown, message?: unknown, details?: unknown}}} */ (await res.json().catch(() => ({})));
+      if (typeof e.error?.code === 'string' && typeof e.error.message === 'string') {
+        throw new ApiError(res.status, e.error.code, e.error.message, e.error.details);
+      }
     }
-    // Not the service's own answer: a proxy or qemu's port forward with nothing behind it.
-    if (res.status === 502 || res.status === 504) throw new ServiceDownError(`the service does not answer (HTTP ${res.status})`);
+    // Not the service's own error shape: a proxy with nothing behind it, or the
+    // service shutting down (Fastify's own 503 while it closes).
+    if (res.status === 502 || res.status === 503 || res.status === 504) {
+      throw new ServiceDownError(`the service does not answer (HTTP ${res.status})`);
+    }
     throw new ApiError(res.status, 'http_error', `HTTP ${res.status} ${res.statusText}`);
   }
 

@@ -92,7 +92,7 @@ export function benchmarksView(ctx) {
           cls: dir === 'guest-to-host' ? 'rx' : 'tx',
         })),
       }));
-      const width = Math.min(compare.clientWidth || 600, 900);
+      const width = Math.min(compare.clientWidth || 600, 1000);
       replace(
         compare,
         barChart({
@@ -144,6 +144,15 @@ export function benchmarksView(ctx) {
       ),
     );
   };
+  // The chart is drawn at its container's width: redraw when that width changes.
+  let lastWidth = 0;
+  const resize = new ResizeObserver(() => {
+    if (compare.clientWidth !== lastWidth) {
+      lastWidth = compare.clientWidth;
+      render();
+    }
+  });
+  resize.observe(compare);
   render();
   return {
     el,
@@ -151,6 +160,7 @@ export function benchmarksView(ctx) {
       if (topics.has('benchmarks')) render();
       if (topics.has('interfaces')) form.syncInterfaces();
     },
+    destroy: () => resize.disconnect(),
   };
 }
 
