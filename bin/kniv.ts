@@ -6,7 +6,8 @@ import { UsageError } from './cli.js';
 const commands: Record<string, { help: string; run: (argv: string[]) => Promise<number> }> = {
   start: { help: 'run the appliance (natively or in the appliance VM) and print its URL', run: async (a) => (await import('../server/start.js')).start(a) },
   serve: { help: 'run the service on this system', run: async (a) => (await import('../server/start.js')).serve(a) },
-  vm: { help: 'vm run: run a command inside the appliance VM', run: vm },
+  vm: { help: 'vm run: a command inside the appliance VM; vm guest: boot a guest', run: vm },
+  sock: { help: "a KNI interface's vhost-net socket: exec a command with it, status, vnet-hdr, disable", run: async (a) => (await import('../sysfs-tools/kni-sock.js')).sock(a) },
   info: { help: 'show whether kni.ko is loaded, its ABI and parameters', run: async (a) => (await import('../sysfs-tools/kni-info.js')).info(a) },
   test: { help: 'run the test suites: on the host, then inside the appliance VM on each kernel', run: async (a) => (await import('../test/runner.js')).runTests(a) },
 };
@@ -14,7 +15,8 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
 async function vm(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'run') return (await import('../qemu/vm-cli.js')).vmRun(rest);
-  throw new UsageError(sub === undefined ? 'kniv vm: a subcommand is required: run' : `kniv vm: unknown subcommand ${JSON.stringify(sub)}`);
+  if (sub === 'guest') return (await import('../qemu/guest-cli.js')).vmGuest(rest);
+  throw new UsageError(sub === undefined ? 'kniv vm: a subcommand is required: run or guest' : `kniv vm: unknown subcommand ${JSON.stringify(sub)}`);
 }
 
 function usage(): string {

@@ -33,7 +33,7 @@ export function moduleLoadOrder(k: Kernel, names: readonly string[]): string[] {
   return [...seen];
 }
 
-function moduleBytes(path: string): Buffer {
+export function moduleBytes(path: string): Buffer {
   // busybox insmod passes the image to init_module as is: decompress here.
   if (path.endsWith('.xz')) return execFileSync('xz', ['-dc', path], { maxBuffer: 256 << 20 });
   return readFileSync(path);

@@ -44,7 +44,7 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 # dashboard's browser tests (driven by playwright-core, which never downloads
 # a browser of its own).
 packages=(
-	qemu-system-x86 busybox-static kmod cpio xz-utils util-linux
+	qemu-system-x86 busybox-static kmod cpio xz-utils zstd util-linux
 	make gcc-12 g++ libc6-dev libelf1 libssl3 dwarves bc
 	iproute2 iputils-ping ethtool iperf3 python3 ca-certificates
 	chromium

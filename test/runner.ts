@@ -114,7 +114,7 @@ async function vmGroup(kernel: KernelLabel, match: string[]): Promise<GroupResul
   process.stdout.write(`\n== vm ${kernel} (appliance VM)\n`);
   const report = new TapReport(process.stdout);
   const result = await runAppliance(
-    { kernel, command: ['node', ...avaArgs('vm', match)], cwd: projectRoot, timeoutMs: 20 * 60 * 1000, env: { FORCE_COLOR: '0' } },
+    { kernel, command: ['node', ...avaArgs('vm', match)], cwd: projectRoot, timeoutMs: 40 * 60 * 1000, env: { FORCE_COLOR: '0' } },
     { stdout: report, stderr: process.stderr },
   );
   report.end();

@@ -3,16 +3,14 @@
 //
 //   init ns (the service)                                                netns B
 //   kvs0 (KNI) 10.99.1.1 ═ FIFOs ═ data plane ═ AF_PACKET on kvsp0 ─ veth ─ kvsp1 10.99.1.2
-//
-// The guest part (a VM wired to an interface through its KNI socket) needs the
-// qemu launcher and the socket in kni.ko; it runs when both are present and is
-// reported as skipped otherwise.
+// The guest part wires a nested guest to an interface through its KNI socket.
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { kniModulePath, loadKernels, type Kernel } from '../../qemu/kernels.js';
+import { guestBoot } from '../../qemu/guest-image.js';
+import { kniModulePath, loadKernels } from '../../qemu/kernels.js';
 import { projectRoot } from '../../qemu/paths.js';
 import { alive, kniv, waitFor } from '../lib/util.js';
 
@@ -199,32 +197,23 @@ test.serial('interfaces over HTTP: 503 without kni.ko, real traffic moves the co
   t.notRegex(dmesg, /WARNING:|BUG:|Oops|refcount_t|corruption/);
 });
 
-// --- guests: needs qemu/launcher.ts, qemu/guest-image.ts and the KNI socket ---
+// --- a guest wired to an interface through its KNI socket ---
 
-const guestReady =
-  existsSync(join(projectRoot, 'dist', 'qemu', 'launcher.js')) &&
-  existsSync(join(projectRoot, 'dist', 'qemu', 'guest-image.js'));
-
-/** The test guest's boot: the appliance kernel and qemu/guest-image.ts's initramfs (qemu-guests branch API). */
-async function guestBoot(address: string): Promise<{ kind: 'kernel'; kernel: string; initrd: string; cmdline: string }> {
-  const mod = (await import(new URL('../../qemu/guest-image.js', import.meta.url).href)) as {
-    guestImage(k: Kernel): { vmlinuz: string; initrd: string };
-    guestCmdline(c: { net: { ifname: string; address: string }[] }): string;
-  };
+/** The test guest's boot: the appliance kernel and the guest image, its NIC configured. */
+function testGuestBoot(address: string) {
   const k = [...loadKernels().values()].find((x) => x.release === release())!;
-  const img = mod.guestImage(k);
-  return { kind: 'kernel', kernel: img.vmlinuz, initrd: img.initrd, cmdline: mod.guestCmdline({ net: [{ ifname: 'eth0', address }] }) };
+  return guestBoot(k, { net: [{ ifname: 'eth0', address }] });
 }
 
 const qemuPids = () =>
   execa('pgrep', ['-f', 'qemu-system-x86_64.*kniv-svc-'], { reject: false }).then((r) => r.stdout.split('\n').filter(Boolean).map(Number));
 
-(guestReady ? test.serial : test.serial.skip)('a guest wired to an interface pings through it; restarts and kill -9 of qemu are reconciled', async (t) => {
+test.serial('a guest wired to an interface pings through it; restarts and kill -9 of qemu are reconciled', async (t) => {
   const dir = stateDir(t);
   await peer(t);
   let s = await serve(t, dir);
   t.is((await s.call('POST', '/v1/interfaces', { name: 'kvs0', port: { kind: 'packet', ifname: 'kvsp0' } })).status, 201);
-  const boot = await guestBoot('10.99.1.3/24');
+  const boot = testGuestBoot('10.99.1.3/24');
   const vm = await s.call('POST', '/v1/vms', { name: 'g1', vcpus: 1, memoryMiB: 512, boot, nics: [{ interface: 'kvs0', vhost: true }] });
   t.is(vm.status, 201, vm.text);
   const started = await s.call('POST', '/v1/vms/g1/start');
