@@ -1,7 +1,7 @@
 // @ts-check
 // Modal dialogs on <dialog>: the browser traps focus, Escape cancels, and focus
 // returns to what opened it.
-import { h } from './dom.js';
+import { h, uid } from './dom.js';
 
 /**
  * Opens a modal with a heading and content; resolves when it closes.
@@ -11,7 +11,7 @@ import { h } from './dom.js';
  */
 export function modal(heading, content) {
   const opener = document.activeElement;
-  const headingId = `dlg-${Date.now()}`;
+  const headingId = uid('dlg');
   const dlg = h('dialog', { 'aria-labelledby': headingId });
   return new Promise((resolve) => {
     const close = () => dlg.close();

@@ -35,7 +35,10 @@ export function trafficView(ctx) {
     }
     // The card's padding and border take 34 px of the container's width.
     const width = (body.clientWidth || 600) - 34;
-    const now = Math.max(Date.now(), ...list.map((i) => ctx.store.latest(i.name)?.t ?? 0));
+    // The right edge is the latest counters event, on the service's clock (the
+    // samples' clock), whatever this browser's clock says.
+    const latest = Math.max(0, ...list.map((i) => ctx.store.latest(i.name)?.t ?? 0));
+    const now = latest || Date.now();
     const oldest = Math.min(now, ...list.map((i) => ctx.store.history.get(i.name)?.[0]?.t ?? now));
     const span = Math.min(MAX_SPAN_MS, Math.max(MIN_SPAN_MS, Math.ceil((now - oldest) / 60_000) * 60_000));
     replace(
