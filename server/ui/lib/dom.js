@@ -124,6 +124,8 @@ export function si(n, unit) {
 export const fmtPps = (pps) => si(pps, 'pkt/s');
 /** @param {number | undefined} bps bits per second */
 export const fmtBps = (bps) => si(bps, 'bit/s');
+/** @param {number | undefined} bps bits per second, shown as bytes per second */
+export const fmtByteRate = (bps) => si(bps === undefined ? undefined : bps / 8, 'B/s');
 /** @param {number} n */
 export const fmtCount = (n) => n.toLocaleString('en');
 

@@ -2,7 +2,7 @@
 // Interfaces: the table with live rates, the create form, the edit dialog.
 import { describe, seg } from '../lib/api.js';
 import { confirmAction, modal } from '../lib/dialog.js';
-import { fmtBps, fmtCount, fmtPps, h, replace, stackable } from '../lib/dom.js';
+import { fmtByteRate, fmtCount, fmtPps, h, replace, stackable } from '../lib/dom.js';
 import { clearErrors, field, input, optNumber, select, showError, summary } from '../lib/forms.js';
 import { totalDrops } from '../lib/store.js';
 
@@ -85,8 +85,8 @@ function row(ctx, i) {
     h('td', {}, flag(i.vnetHdr, 'on', 'off')),
     h('td', { class: 'num' }, i.mtu ?? '—', h('div', { class: 'small muted' }, `max ${i.maxMtu}`)),
     h('td', {}, i.mac ? h('code', {}, i.mac) : '—'),
-    h('td', { class: 'num', 'data-col': 'rx' }, rate ? [fmtPps(rate.rxPps), h('br'), fmtBps(rate.rxBps)] : h('span', { class: 'muted' }, c ? `${fmtCount(c.netdev.rxPackets)} pkts` : '—'), c && h('div', { class: 'small muted' }, `${fmtCount(c.netdev.rxPackets)} total`)),
-    h('td', { class: 'num', 'data-col': 'tx' }, rate ? [fmtPps(rate.txPps), h('br'), fmtBps(rate.txBps)] : h('span', { class: 'muted' }, c ? `${fmtCount(c.netdev.txPackets)} pkts` : '—'), c && h('div', { class: 'small muted' }, `${fmtCount(c.netdev.txPackets)} total`)),
+    rateCell('rx', rate && [rate.rxPps, rate.rxBps], c?.netdev.rxPackets),
+    rateCell('tx', rate && [rate.txPps, rate.txBps], c?.netdev.txPackets),
     h('td', { class: 'num', title: dropsTitle }, drops === undefined ? '—' : fmtCount(drops)),
     h(
       'td',
@@ -94,6 +94,22 @@ function row(ctx, i) {
       h('button', { type: 'button', 'data-key': `edit:${i.name}`, 'aria-label': `Edit ${i.name}`, onclick: () => editDialog(ctx, i) }, 'Edit'),
       h('button', { type: 'button', class: 'danger', 'data-key': `del:${i.name}`, 'aria-label': `Delete ${i.name}`, onclick: () => remove(ctx, i) }, 'Delete'),
     ),
+  );
+}
+
+/**
+ * Packets and bytes per second over the last counters interval (measuring
+ * until there have been two), and the total packets.
+ * @param {'rx' | 'tx'} col
+ * @param {[number, number] | undefined} rate packets/s, bits/s
+ * @param {number | undefined} total
+ */
+function rateCell(col, rate, total) {
+  return h(
+    'td',
+    { class: 'num', 'data-col': col },
+    rate ? [fmtPps(rate[0]), h('br'), fmtByteRate(rate[1])] : h('span', { class: 'muted' }, 'measuring…'),
+    total !== undefined && h('div', { class: 'small muted' }, `${fmtCount(total)} total`),
   );
 }
 
