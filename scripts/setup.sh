@@ -40,11 +40,14 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
 # qemu and the initramfs pieces for the appliance VM; compilers, kbuild's
 # runtime libraries and pahole (BTF) for kni.ko; iproute2/ethtool/iperf3 used
-# by the tests inside the VM; python3 and g++ for node-gyp.
+# by the tests inside the VM; python3 and g++ for node-gyp; chromium for the
+# dashboard's browser tests (driven by playwright-core, which never downloads
+# a browser of its own).
 packages=(
 	qemu-system-x86 busybox-static kmod cpio xz-utils zstd util-linux
 	make gcc-12 g++ libc6-dev libelf1 libssl3 dwarves bc
 	iproute2 iputils-ping ethtool iperf3 python3 ca-certificates
+	chromium
 )
 
 apt_lists_present() {
@@ -252,6 +255,9 @@ build_ts() {
 	local before=""
 	[ -f dist/.tsbuildinfo ] && before=$(stat -c %Y dist/.tsbuildinfo)
 	node_modules/.bin/tsc -p tsconfig.json
+	# The dashboard is plain JavaScript served as is; tsc checks its JSDoc types
+	# against the service's schemas.
+	node_modules/.bin/tsc -p server/ui/tsconfig.json
 	chmod +x dist/bin/kniv.js
 	if [ "$before" = "$(stat -c %Y dist/.tsbuildinfo)" ]; then
 		ok "TypeScript up to date"

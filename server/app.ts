@@ -12,6 +12,7 @@ import { docsRoutes } from './routes/docs.js';
 import { eventRoutes } from './routes/events.js';
 import { interfaceRoutes } from './routes/interfaces.js';
 import { systemRoutes } from './routes/system.js';
+import { UI_DIR, uiRoutes } from './routes/ui.js';
 import { vmRoutes } from './routes/vms.js';
 import type { Service } from './service.js';
 import { SystemFactsSchema, type SystemFacts } from './system.js';
@@ -36,6 +37,8 @@ export interface AppConfig {
   bodyLimit?: number;
   /** Interval of the event stream's heartbeat comments. */
   heartbeatMs?: number;
+  /** The dashboard's files (default server/ui of this package), or false for no dashboard. */
+  uiDir?: string | false;
 }
 
 export interface AppDeps {
@@ -136,6 +139,8 @@ export function buildApp(config: AppConfig, deps: AppDeps): FastifyInstance {
   systemRoutes(routes, service, version, requests);
   const endStreams = eventRoutes(routes, service, config.heartbeatMs ?? 15_000);
   app.addHook('preClose', async () => endStreams());
+
+  if (config.uiDir !== false) uiRoutes(app, config.uiDir ?? UI_DIR);
 
   let document: unknown;
   docsRoutes(app, () => {

@@ -38,6 +38,8 @@ export interface ServiceConfig {
   logger: Logger;
   /** How often the event stream carries counters while someone listens. */
   countersIntervalMs?: number;
+  /** Where VM run directories go (QMP and console sockets, pid file, console log); default <state dir>/vms. */
+  runDir?: string;
 }
 
 export class Service {
@@ -66,7 +68,7 @@ export class Service {
 
   /** Opens the state directory and the database, then reconciles. */
   static async open(config: ServiceConfig, drivers: ServiceDrivers): Promise<Service> {
-    const paths = prepareStateDir(config.stateDir);
+    const paths = { ...prepareStateDir(config.stateDir), ...(config.runDir ? { vms: config.runDir } : {}) };
     const store = new Store(paths.db);
     const service = new Service(paths, store, drivers, config.logger, config.countersIntervalMs ?? 5000);
     try {

@@ -27,6 +27,7 @@ const serveTable: OptionsTable = {
   port: { type: 'string', value: 'PORT', help: `TCP port (default ${DEFAULT_PORT}, or KNIV_PORT)` },
   socket: { type: 'string', value: 'PATH', help: 'listen on this unix socket instead of TCP (mode 0600)' },
   'state-dir': { type: 'string', value: 'DIR', help: `token, database, VM run directories (default ${defaultStateDir()}, or KNIV_STATE_DIR)` },
+  'run-dir': { type: 'string', value: 'DIR', help: "VM run directories: qemu's QMP and console sockets, pid file, console log (default STATE_DIR/vms)" },
 };
 
 function port(value: unknown): number {
@@ -76,8 +77,9 @@ export async function serve(argv: string[]): Promise<number> {
   const { token, created } = loadOrCreateToken(paths.token);
   const logger = createLogger();
   const runner = await QemuRunner.create();
+  const runDir = values['run-dir'] as string | undefined;
   const service = await Service.open(
-    { stateDir, logger },
+    { stateDir, logger, ...(runDir !== undefined ? { runDir: resolve(runDir) } : {}) },
     { kni: new NativeKniDriver(), vms: runner, bench: new KniVhostBench(), probe: systemProbe(runner.version) },
   );
   const app = buildApp({ token, logger, version: packageVersion() }, { system: systemFacts, service });
@@ -135,6 +137,31 @@ async function loadNativeModule(): Promise<void> {
   await execa('insmod', [join(out, 'kni.ko')]);
 }
 
+/**
+ * Where VMs started inside the appliance VM keep their run directories. Not
+ * in the state directory: that is the host's, shared over 9p, on which qemu
+ * cannot bind its QMP and console sockets. A tmpfs loses nothing that matters:
+ * those VMs are qemu processes inside the appliance and end with it.
+ */
+export const APPLIANCE_RUN_DIR = '/run/kniv/vms';
+
+/** The service's command line inside the appliance VM: what `kniv start` runs there. */
+export function applianceServeCommand(port: number, stateDir: string): string[] {
+  return [
+    'node',
+    join(projectRoot, 'dist', 'bin', 'kniv.js'),
+    'serve',
+    '--host',
+    '0.0.0.0',
+    '--port',
+    String(port),
+    '--state-dir',
+    stateDir,
+    '--run-dir',
+    APPLIANCE_RUN_DIR,
+  ];
+}
+
 async function waitForHealth(url: string, signal: AbortSignal): Promise<boolean> {
   while (!signal.aborted) {
     try {
@@ -176,7 +203,7 @@ export async function start(argv: string[]): Promise<number> {
   });
   const result = await runInterruptible({
     kernel: kernel.data,
-    command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'serve', '--host', '0.0.0.0', '--port', String(p), '--state-dir', stateDir],
+    command: applianceServeCommand(p, stateDir),
     cwd: projectRoot,
     stateDir,
     forwards: [{ hostAddress: '127.0.0.1', hostPort: p, guestPort: p }],
