@@ -89,6 +89,7 @@ export function vmArgv(spec: VmSpec, rt: VmRuntime): string[] {
       backend = `fd=${fd}`;
     } else {
       backend = `ifname=${nic.backend.ifname},script=no,downscript=no`;
+      if (nic.backend.vnetHdr !== undefined) backend += `,vnet_hdr=${nic.backend.vnetHdr ? 'on' : 'off'}`;
     }
     argv.push(
       '-netdev', `tap,id=net${i},${backend},vhost=${nic.vhost ? 'on' : 'off'}`,

@@ -31,6 +31,12 @@ export const NicBackendSchema = z.discriminatedUnion('kind', [
     kind: z.literal('tap'),
     /** qemu opens /dev/net/tun and attaches to this TAP device itself. */
     ifname: IfnameSchema,
+    /**
+     * Whether qemu asks the TAP for virtio-net headers (IFF_VNET_HDR), which is
+     * what lets the guest keep its checksum and TSO offloads. Unset: qemu's
+     * default (on when the TAP supports it). false is the baseline without them.
+     */
+    vnetHdr: z.boolean().optional(),
   }),
 ], { error: 'a NIC backend is {kind: "fd", fd} or {kind: "tap", ifname}' });
 

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BenchRow, Store } from './db.js';
-import type { BenchRunner } from './drivers.js';
+import type { BenchInterface, BenchRunner } from './drivers.js';
 import { ApiError, notFound } from './errors.js';
 import type { EventBus } from './events.js';
 import type { Interfaces } from './interfaces.js';
@@ -11,6 +11,7 @@ import { LIMITS, type BenchCreate, type Benchmark, type BenchProgress } from './
 
 export class Benchmarks {
   private running: { id: string; abort: AbortController; done: Promise<void> } | undefined;
+  private starting = false;
 
   constructor(
     private readonly store: Store,
@@ -30,17 +31,43 @@ export class Benchmarks {
     return view(row);
   }
 
-  start(spec: BenchCreate): Benchmark {
+  /**
+   * Starts a run and answers at once with it. With `interface`, that interface
+   * is lent to the run (reserved, its socket enabled) before anything is
+   * recorded, so that a busy or unsuitable interface is refused here.
+   */
+  async start(spec: BenchCreate): Promise<Benchmark> {
     if (this.running) throw new ApiError('benchmark_running', `benchmark ${this.running.id} is still running`, { id: this.running.id });
+    if (this.starting) throw new ApiError('benchmark_running', 'another benchmark is starting');
     const a = this.runner.available();
     if (!a.ok) throw new ApiError('benchmark_unavailable', a.reason);
-    if (spec.interface !== undefined) {
-      const i = this.interfaces.get(spec.interface);
-      if (i.state !== 'active') throw new ApiError('invalid_state', `interface ${spec.interface} is ${i.state}`, { state: i.state });
-      if (i.socket.vm) throw new ApiError('interface_in_use', `interface ${spec.interface} backs VM ${i.socket.vm}`, { vm: i.socket.vm });
-    }
     const id = randomUUID();
-    const row = this.store.insertBenchmark(id, spec, LIMITS.benchmarksKept);
+    const holder = `benchmark ${id}`;
+    let iface: BenchInterface | undefined;
+    let giveBack = async () => {};
+    this.starting = true;
+    try {
+      if (spec.interface !== undefined) {
+        const i = this.interfaces.get(spec.interface);
+        if (i.state !== 'active') throw new ApiError('invalid_state', `interface ${spec.interface} is ${i.state}`, { state: i.state });
+        if (i.socket.vm) throw new ApiError('interface_in_use', `interface ${spec.interface} backs VM ${i.socket.vm}`, { vm: i.socket.vm });
+        const kniPath = spec.paths?.find((p) => p.startsWith('kni'));
+        const vnetHdr = kniPath ? kniPath.endsWith('-on') : i.vnetHdr === true;
+        const lent = await this.interfaces.lend(spec.interface, holder, vnetHdr);
+        const name = spec.interface;
+        iface = { name, fd: lent.fd, vnetHdr, peerDevice: lent.peerDevice };
+        giveBack = () => this.interfaces.giveBack(name, holder, lent.fd, lent.vnetHdrBefore);
+      }
+    } finally {
+      this.starting = false;
+    }
+    let row: BenchRow;
+    try {
+      row = this.store.insertBenchmark(id, spec, LIMITS.benchmarksKept);
+    } catch (err) {
+      await giveBack();
+      throw err;
+    }
     const abort = new AbortController();
     this.log.info({ benchmark: id, spec }, 'benchmark started');
     this.bus.publish('benchmark.started', { id, spec });
@@ -54,7 +81,7 @@ export class Benchmarks {
       }
     };
     const done = this.runner
-      .run(spec, onProgress, abort.signal)
+      .run(spec, onProgress, abort.signal, iface)
       .then(
         (result) => {
           this.store.finishBenchmark(id, { result });
@@ -67,7 +94,8 @@ export class Benchmarks {
           this.bus.publish('benchmark.finished', { id, state: 'failed', error: err.message });
         },
       )
-      .finally(() => {
+      .finally(async () => {
+        await giveBack().catch((err: unknown) => this.log.warn({ benchmark: id, err }, 'giving the interface back failed'));
         this.running = undefined;
       });
     this.running = { id, abort, done };

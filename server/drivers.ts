@@ -90,9 +90,20 @@ export interface VmRunner {
   consoleLogPath(runDir: string): string;
 }
 
+/** An existing interface lent to a benchmark (BenchCreate.interface), its socket enabled for the run. */
+export interface BenchInterface {
+  name: string;
+  /** The socket's descriptor in this process; the lender closes it when the run ends. */
+  fd: number;
+  vnetHdr: boolean;
+  /** The device on the far side of its data plane (its TAP port), where the run puts the peer address. */
+  peerDevice: string;
+}
+
 export interface BenchRunner {
   available(): Availability;
-  run(spec: BenchCreate, onProgress: (p: BenchProgress) => void, signal: AbortSignal): Promise<BenchResult>;
+  /** Aborting stops the guest and rejects; everything the run created is removed either way. */
+  run(spec: BenchCreate, onProgress: (p: BenchProgress) => void, signal: AbortSignal, iface?: BenchInterface): Promise<BenchResult>;
 }
 
 /** Facts for /v1/system that come from the host: kernel, module, accelerators, versions. */

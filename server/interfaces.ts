@@ -252,6 +252,66 @@ export class Interfaces {
     return fd;
   }
 
+  /**
+   * Lends an interface to a benchmark for one run: reserved as a VM would hold
+   * it (`socket.vm` names the benchmark), VNET_HDR set as the run needs, its
+   * socket enabled. The peer goes on its TAP port, so other ports are refused.
+   * giveBack() undoes all three.
+   */
+  async lend(name: string, holder: string, vnetHdr: boolean): Promise<{ fd: number; peerDevice: string; vnetHdrBefore: boolean }> {
+    return this.mutex.run(ifaceKey(name), async () => {
+      const row = this.store.getInterface(name);
+      const live = this.live.get(name);
+      if (!row || !live) throw notFound('interface', name);
+      const h = live.handle;
+      if (!h) throw invalidState('interface', name, 'failed', 'benchmarking it', ['active']);
+      if (live.holder) throw new ApiError('interface_in_use', `interface ${name} backs VM ${live.holder.vm}`, { vm: live.holder.vm });
+      if (row.spec.port.kind !== 'tap') {
+        throw new ApiError('invalid_state', `interface ${name} forwards to a ${row.spec.port.kind} port; the benchmark puts its peer on a TAP port`, {
+          port: row.spec.port.kind,
+          allowed: ['tap'],
+        });
+      }
+      const before = h.link().vnetHdr;
+      if (before === null) throw new ApiError('unsupported', 'this kni.ko has no KNI socket');
+      try {
+        if (before !== vnetHdr) h.setVnetHdr(vnetHdr);
+      } catch (err) {
+        throw new ApiError('operation_failed', `${name}: setting vnetHdr for the benchmark failed: ${(err as Error).message}`);
+      }
+      let fd: number;
+      try {
+        fd = h.enableSocket();
+      } catch (err) {
+        if (before !== vnetHdr) h.setVnetHdr(before);
+        const e = err as { code?: string; message: string };
+        if (e.code === 'EBUSY') throw new ApiError('interface_in_use', `the socket of ${name} is already enabled`, { interface: name });
+        throw new ApiError('operation_failed', `${name}: enabling its socket failed: ${e.message}`);
+      }
+      live.holder = { vm: holder, socketEnabled: true };
+      this.log.info({ interface: name, holder, vnetHdr }, 'interface lent to a benchmark');
+      return { fd, peerDevice: row.spec.port.ifname, vnetHdrBefore: before };
+    });
+  }
+
+  /** Ends a lend(): the socket off and closed here, VNET_HDR as it was, the interface free. */
+  async giveBack(name: string, holder: string, fd: number, vnetHdrBefore: boolean): Promise<void> {
+    return this.mutex.run(ifaceKey(name), async () => {
+      this.driver.closeFd(fd);
+      const live = this.live.get(name);
+      if (!live || live.holder?.vm !== holder) return;
+      live.holder = undefined;
+      if (!live.handle) return;
+      try {
+        live.handle.disableSocket();
+        if (live.handle.link().vnetHdr !== vnetHdrBefore) live.handle.setVnetHdr(vnetHdrBefore);
+      } catch (err) {
+        this.log.warn({ interface: name, err }, 'restoring the interface after a benchmark failed');
+      }
+      this.log.info({ interface: name, holder }, 'interface given back by a benchmark');
+    });
+  }
+
   /** Unwires an interface from a VM; turns its socket off. The caller holds the interface's lock. */
   detach(name: string, vm: string): void {
     const live = this.live.get(name);

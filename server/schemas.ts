@@ -1,6 +1,7 @@
 // The API's resources and requests. These zod schemas are the single source of
 // truth: request validation, the types the code uses, and the OpenAPI document.
 import { z } from 'zod';
+import { PATHS } from '../bench/vhost-result.js';
 
 // Limits: what one service manages, and how long a name can be.
 export const LIMITS = {
@@ -212,26 +213,80 @@ export const ConsoleQuerySchema = z
 
 // --- Benchmarks ---------------------------------------------------------------
 
+const BenchPathSchema = z
+  .enum(PATHS)
+  .describe('kni-vnethdr-off|on: a KNI socket with VNET_HDR off or on; tap-vnethdr-on|off: the TAP baseline with IFF_VNET_HDR or without');
+const BenchDirectionSchema = z.enum(['guest-to-host', 'host-to-guest']);
+const unique = <T>(xs: T[]) => new Set(xs).size === xs.length;
+
 export const BenchCreateSchema = z
   .object({
-    interface: IfNameSchema.optional().describe('benchmark through this interface; default: a temporary one'),
+    interface: IfNameSchema.optional().describe(
+      'run the KNI path through this interface (active, free, with a TAP port: the peer address goes on that TAP for the run); default: temporary interfaces',
+    ),
+    paths: z
+      .array(BenchPathSchema)
+      .min(1)
+      .refine(unique, 'each path at most once')
+      .optional()
+      .describe("NICs of the one guest the run boots; default: all four, or with interface that interface's KNI path at its vnetHdr setting"),
+    protocols: z.array(z.enum(['tcp', 'udp'])).min(1).refine(unique, 'each protocol at most once').default(['tcp', 'udp']),
     direction: z.enum(['guest-to-host', 'host-to-guest', 'both']).default('both'),
-    durationS: z.number().int().min(1).max(300).default(10),
-    vhost: z.boolean().default(true),
+    durationS: z.number().int().min(1).max(300).default(10).describe('measured seconds of each iperf3 run'),
+    repeat: z.number().int().min(1).max(5).default(1).describe('runs of each case; results are medians'),
+    udpPayloadBytes: z.number().int().min(16).max(1472).default(64).describe('UDP datagram payload'),
+    vhost: z.boolean().default(true).describe('vhost-net on every NIC (off: qemu moves the packets)'),
   })
   .strict()
-  .default({ direction: 'both', durationS: 10, vhost: true });
+  .superRefine((s, ctx) => {
+    const kni = (s.paths ?? []).filter((p) => p.startsWith('kni'));
+    if (s.interface !== undefined && s.paths !== undefined && kni.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['paths'],
+        message: `with interface, exactly one kni path (an interface has one socket), not ${kni.length}`,
+      });
+    }
+  })
+  .default({ protocols: ['tcp', 'udp'], direction: 'both', durationS: 10, repeat: 1, udpPayloadBytes: 64, vhost: true });
 export type BenchCreate = z.output<typeof BenchCreateSchema>;
+export type BenchPath = z.infer<typeof BenchPathSchema>;
+
+export const BenchResultItemSchema = z.object({
+  direction: BenchDirectionSchema,
+  mbps: z.number().describe('median Mbit/s that arrived (TCP goodput; UDP datagram payload)'),
+  retransmits: z.number().nullable().describe('TCP: median segments retransmitted; UDP: null'),
+  path: BenchPathSchema,
+  backend: z.enum(['kni', 'tap']).describe("the NIC's backend: a KNI interface's socket, or a TAP device (the baseline)"),
+  vnetHdr: z.boolean().describe('virtio-net headers between qemu/vhost-net and the backend'),
+  vhost: z.boolean().describe('vhost-net moved the packets'),
+  protocol: z.enum(['tcp', 'udp']),
+  packetsPerSecond: z.number().nullable().describe('UDP: median datagrams received per second; TCP: null'),
+  lossPercent: z.number().nullable().describe('UDP: median share of datagrams lost; TCP: null'),
+  runs: z.number().int().describe('repeats the medians are over'),
+});
+export type BenchResultItem = z.infer<typeof BenchResultItemSchema>;
 
 export const BenchResultSchema = z.object({
-  results: z.array(
-    z.object({
-      direction: z.enum(['guest-to-host', 'host-to-guest']),
-      mbps: z.number(),
-      retransmits: z.number().nullable(),
-    }),
-  ),
-  accel: z.string().nullable().describe('kvm or tcg: absolute numbers under TCG say little'),
+  results: z.array(BenchResultItemSchema).describe('one per path, protocol and direction measured'),
+  accel: z.string().nullable().describe("the guest's accelerator, kvm or tcg: under TCG the figures mostly measure emulation"),
+  kernel: z.string().describe('the kernel the service (and vhost-net, kni.ko) runs on'),
+  guest: z.object({
+    kernel: z.string(),
+    vcpus: z.number().int(),
+    memoryMiB: z.number().int(),
+    bootSeconds: z.number().describe('launch until the guest was ready'),
+  }),
+  durationS: z.number().int().describe('measured seconds of each iperf3 run'),
+  repeat: z.number().int(),
+  udpPayloadBytes: z.number().int(),
+  vhostStatus: z
+    .array(z.object({ path: BenchPathSchema, requested: z.boolean(), started: z.boolean() }))
+    .describe("per path, from qemu's x-query-virtio-status once the guest was up"),
+  vhostFallback: z.string().nullable().describe('what qemu printed if vhost-net could not take a NIC over'),
+  vhostVerified: z.boolean().describe('every NIC that asked for vhost-net had it and qemu printed no fallback'),
+  interface: z.string().nullable().describe('the existing interface the KNI path ran through, or null (temporary ones)'),
+  seconds: z.number().describe('the whole run, guest boot included'),
 });
 export type BenchResult = z.infer<typeof BenchResultSchema>;
 

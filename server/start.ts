@@ -8,7 +8,8 @@ import { release } from 'node:os';
 import { execa } from 'execa';
 import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
 import { reportFailure, runInterruptible } from '../qemu/vm-cli.js';
-import { KernelLabelSchema } from '../qemu/kernels.js';
+import { guestImage } from '../qemu/guest-image.js';
+import { kernel as kernelFor, KernelLabelSchema } from '../qemu/kernels.js';
 import { projectRoot } from '../qemu/paths.js';
 import { buildApp } from './app.js';
 import { KniVhostBench } from './drivers/bench-runner.js';
@@ -80,7 +81,7 @@ export async function serve(argv: string[]): Promise<number> {
   const runDir = values['run-dir'] as string | undefined;
   const service = await Service.open(
     { stateDir, logger, ...(runDir !== undefined ? { runDir: resolve(runDir) } : {}) },
-    { kni: new NativeKniDriver(), vms: runner, bench: new KniVhostBench(), probe: systemProbe(runner.version) },
+    { kni: new NativeKniDriver(), vms: runner, bench: new KniVhostBench((line) => logger.info({ component: 'benchmarks' }, line)), probe: systemProbe(runner.version) },
   );
   const app = buildApp({ token, logger, version: packageVersion() }, { system: systemFacts, service });
   let where: string;
@@ -197,6 +198,13 @@ export async function start(argv: string[]): Promise<number> {
   if (!kernel.success) throw new UsageError(`--kernel must be 6.1 or 6.12, not ${JSON.stringify(values.kernel)}`);
 
   process.stdout.write(`kniv: this host cannot load kni.ko; starting the appliance VM (kernel ${kernel.data})...\n`);
+  // The benchmark's guest image, built here where build/ is writable (the VM
+  // sees it read-only); a failure only means the VM builds it on first use.
+  try {
+    guestImage(kernelFor(kernel.data));
+  } catch (err) {
+    process.stderr.write(`kniv: the benchmark's guest image was not built: ${(err as Error).message}\n`);
+  }
   const ready = new AbortController();
   void waitForHealth(`${url}health`, ready.signal).then((up) => {
     if (up) process.stdout.write(`kniv is running inside the appliance VM: ${url}  (bearer token in ${paths.token}; Ctrl-C stops it)\n`);

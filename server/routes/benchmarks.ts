@@ -22,9 +22,9 @@ export function benchmarkRoutes(r: Routes, service: Service): void {
     body: BenchCreateSchema,
     status: 202,
     response: BenchmarkSchema,
-    errors: ['benchmark_running', 'benchmark_unavailable', 'not_found', 'invalid_state', 'interface_in_use'],
+    errors: ['benchmark_running', 'benchmark_unavailable', 'not_found', 'invalid_state', 'interface_in_use', 'unsupported', 'operation_failed'],
     handler: async ({ body }, reply) => {
-      const b = service.benchmarks.start(body);
+      const b = await service.benchmarks.start(body);
       reply.header('location', `/v1/benchmarks/${b.id}`);
       return b;
     },

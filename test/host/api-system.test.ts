@@ -24,7 +24,7 @@ test('benchmarks: 202 with a resource to poll, one at a time, progress, result, 
   t.like(await finished, { id: b.id, state: 'succeeded' });
   const done = (await req(h, 'GET', `/v1/benchmarks/${b.id}`)).json();
   t.like(done, { state: 'succeeded', error: null, progress: { phase: 'done', fraction: 1 } });
-  t.deepEqual(done.result.results.map((r: { direction: string }) => r.direction), ['guest-to-host', 'host-to-guest']);
+  t.deepEqual([...new Set(done.result.results.map((r: { direction: string }) => r.direction))], ['host-to-guest', 'guest-to-host']);
   t.truthy(done.finishedAt);
   t.deepEqual((await req(h, 'GET', '/v1/benchmarks')).json().items.map((x: { id: string }) => x.id), [b.id]);
   t.is((await req(h, 'GET', '/v1/benchmarks/00000000-0000-0000-0000-000000000000')).statusCode, 404);

@@ -44,7 +44,7 @@ test('the database: versioned schema, one service at a time, a newer schema refu
   t.throws(() => new Store(db), { message: /in use by another kniv service/ });
   s.insertInterface({ name: 'vEth0', port: veth, mtu: 1500, up: true });
   const id = '11111111-2222-3333-4444-555555555555';
-  s.insertBenchmark(id, { direction: 'both', durationS: 1, vhost: true }, 10);
+  s.insertBenchmark(id, { protocols: ['tcp'], direction: 'both', durationS: 1, repeat: 1, udpPayloadBytes: 64, vhost: true }, 10);
   s.close();
   const again = new Store(db);
   t.is(again.getInterface('vEth0')?.spec.mtu, 1500, 'committed rows survive a reopen');

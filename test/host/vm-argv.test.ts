@@ -113,6 +113,22 @@ test('NICs: fd backends use the child fd, TAP backends the name; vhost on or off
   t.is(nicVirtioPath(1), '/machine/peripheral/nic1/virtio-backend');
 });
 
+test('a TAP NIC may ask qemu for virtio-net headers or refuse them; unset leaves qemu its default', (t) => {
+  const argv = argvOf({
+    ...base,
+    nics: [
+      { backend: { kind: 'tap', ifname: 'kvt0', vnetHdr: true } },
+      { backend: { kind: 'tap', ifname: 'kvt1', vnetHdr: false } },
+      { backend: { kind: 'tap', ifname: 'kvt2' } },
+    ],
+  });
+  t.deepEqual(after(argv, '-netdev'), [
+    'tap,id=net0,ifname=kvt0,script=no,downscript=no,vnet_hdr=on,vhost=on',
+    'tap,id=net1,ifname=kvt1,script=no,downscript=no,vnet_hdr=off,vhost=on',
+    'tap,id=net2,ifname=kvt2,script=no,downscript=no,vhost=on',
+  ]);
+});
+
 test('an fd NIC without a child fd in the runtime is a programming error, said plainly', (t) => {
   t.throws(() => argvOf({ ...base, nics: [{ backend: { kind: 'fd', fd: 9 } }] }, { nicFds: [] }), {
     message: 'nics[0] uses an fd backend but the runtime gives it no child fd',

@@ -9,6 +9,7 @@ import { buildApp } from '../../server/app.js';
 import {
   DriverError,
   type Availability,
+  type BenchInterface,
   type BenchRunner,
   type KniDriver,
   type KniHandle,
@@ -20,6 +21,7 @@ import {
   type VmRunner,
 } from '../../server/drivers.js';
 import type { BenchCreate, BenchProgress, BenchResult, Counters, InterfaceCreate } from '../../server/schemas.js';
+import { benchConfig } from '../../server/drivers/bench-runner.js';
 import { Service } from '../../server/service.js';
 import { loadOrCreateToken, statePaths } from '../../server/state-dir.js';
 
@@ -236,24 +238,67 @@ export class FakeRunner implements VmRunner {
   }
 }
 
+/** A benchmark that answers with made-up figures once `gate` opens; records what it was asked. */
 export class FakeBench implements BenchRunner {
   availability: Availability = { ok: true };
   gate = deferred<void>();
   progress: ((p: BenchProgress) => void) | undefined;
   fail: string | undefined;
+  /** The interface lent to the last run. */
+  lent: BenchInterface | undefined;
+  aborted = false;
 
   available() {
     return this.availability;
   }
 
-  async run(spec: BenchCreate, onProgress: (p: BenchProgress) => void, signal: AbortSignal): Promise<BenchResult> {
+  async run(spec: BenchCreate, onProgress: (p: BenchProgress) => void, signal: AbortSignal, iface?: BenchInterface): Promise<BenchResult> {
     this.progress = onProgress;
+    this.lent = iface;
     onProgress({ phase: 'booting guest', fraction: 0.1, message: null });
-    await Promise.race([this.gate.promise, new Promise((_r, rej) => signal.addEventListener('abort', () => rej(new Error('aborted'))))]);
+    await Promise.race([
+      this.gate.promise,
+      new Promise((_r, rej) =>
+        signal.addEventListener('abort', () => {
+          this.aborted = true;
+          rej(new Error('the benchmark was aborted'));
+        }),
+      ),
+    ]);
     if (this.fail) throw new Error(this.fail);
     onProgress({ phase: 'done', fraction: 1, message: null });
-    const dirs = spec.direction === 'both' ? (['guest-to-host', 'host-to-guest'] as const) : [spec.direction];
-    return { results: dirs.map((d) => ({ direction: d, mbps: 1234.5, retransmits: 0 })), accel: 'tcg' };
+    const config = benchConfig(spec, iface);
+    const results = (config.paths ?? []).flatMap((path) =>
+      (config.protocols ?? []).flatMap((protocol) =>
+        (config.directions ?? []).map((direction) => ({
+          direction,
+          mbps: 1234.5,
+          retransmits: protocol === 'tcp' ? 0 : null,
+          path,
+          backend: path.startsWith('kni') ? ('kni' as const) : ('tap' as const),
+          vnetHdr: path.endsWith('-on'),
+          vhost: spec.vhost,
+          protocol,
+          packetsPerSecond: protocol === 'udp' ? 5000 : null,
+          lossPercent: protocol === 'udp' ? 1.5 : null,
+          runs: spec.repeat,
+        })),
+      ),
+    );
+    return {
+      results,
+      accel: 'tcg',
+      kernel: '6.1.0-99-amd64',
+      guest: { kernel: '6.1.0-99-amd64', vcpus: 1, memoryMiB: 256, bootSeconds: 100 },
+      durationS: spec.durationS,
+      repeat: spec.repeat,
+      udpPayloadBytes: spec.udpPayloadBytes,
+      vhostStatus: (config.paths ?? []).map((path) => ({ path, requested: spec.vhost, started: spec.vhost })),
+      vhostFallback: null,
+      vhostVerified: true,
+      interface: iface?.name ?? null,
+      seconds: 200,
+    };
   }
 }
 
