@@ -226,13 +226,3 @@ export async function benchVhost(argv: string[]): Promise<number> {
   const total = (Date.now() - started) / 1000;
   return output(result, json, label.data, `whole command, appliance VM boot included: ${total.toFixed(0)} s\n`);
 }
-
-export async function bench(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === 'vhost') return benchVhost(rest);
-  if (name === '--help' || name === '-h') {
-    process.stdout.write('usage: kniv bench vhost [options]\n\n  vhost  guest <-> host throughput through KNI sockets and TAP devices, vhost-net, VNET_HDR on and off\n');
-    return 0;
-  }
-  throw new UsageError(name === undefined ? 'kniv bench: a benchmark is required: vhost' : `kniv bench: unknown benchmark ${JSON.stringify(name)}`);
-}

@@ -8,9 +8,8 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
   serve: { help: 'run the service on this system', run: async (a) => (await import('../server/start.js')).serve(a) },
   vm: { help: 'vm run: a command inside the appliance VM; vm guest: boot a guest', run: vm },
   sock: { help: "a KNI interface's vhost-net socket: exec a command with it, status, vnet-hdr, disable", run: async (a) => (await import('../sysfs-tools/kni-sock.js')).sock(a) },
-  bench: { help: 'bench vhost: guest<->host throughput through KNI sockets and TAP devices', run: async (a) => (await import('../bench/vhost-cli.js')).bench(a) },
   info: { help: 'show whether kni.ko is loaded, its ABI and parameters', run: async (a) => (await import('../sysfs-tools/kni-info.js')).info(a) },
-  bench: { help: 'bench exception-path: KNI against TAP between the data plane and a Linux socket', run: async (a) => (await import('../bench/cli.js')).bench(a) },
+  bench: { help: 'bench exception-path | pool | vhost: KNI against TAP, to a Linux socket and to a guest', run: async (a) => (await import('../bench/cli.js')).bench(a) },
   test: { help: 'run the test suites: on the host, then inside the appliance VM on each kernel', run: async (a) => (await import('../test/runner.js')).runTests(a) },
 };
 
