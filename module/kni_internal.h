@@ -126,6 +126,7 @@ struct kni_rx_stats {
 	u64 drop_down;
 	u64 fifo_corrupt;	/* rx_q, free_q, resp_q */
 	u64 sock_full;		/* passes that left rx_q waiting for the socket's reader */
+	u64 drop_backlog;	/* netif_rx() refused; the core counts it in rx_dropped */
 };
 
 /* Written by the owner of tx_q (see struct kni_dev: ndo_start_xmit or the socket). */

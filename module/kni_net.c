@@ -190,6 +190,7 @@ enum kni_rx_result {
 	KNI_RX_BAD_LEN,
 	KNI_RX_DOWN,
 	KNI_RX_NOMEM,
+	KNI_RX_BACKLOG,
 };
 
 static enum kni_rx_result kni_rx_one(struct kni_dev *kd, struct kni_sock *ks,
@@ -228,7 +229,9 @@ static enum kni_rx_result kni_rx_one(struct kni_dev *kd, struct kni_sock *ks,
 		/* Otherwise CHECKSUM_NONE: the stack verifies what userspace sent. */
 		if (flags & KNI_BUF_F_CSUM_VALID)
 			skb->ip_summed = CHECKSUM_UNNECESSARY;
-		netif_rx(skb);
+		/* A full backlog frees the skb; it was not received. */
+		if (netif_rx(skb) == NET_RX_DROP)
+			return KNI_RX_BACKLOG;
 	}
 	*bytes = len;
 	return KNI_RX_OK;
@@ -236,7 +239,8 @@ static enum kni_rx_result kni_rx_one(struct kni_dev *kd, struct kni_sock *ks,
 
 static bool kni_rx_poll(struct kni_dev *kd)
 {
-	u32 packets = 0, bytes = 0, bad_index = 0, bad_len = 0, down = 0, nomem = 0;
+	u32 packets = 0, bytes = 0, bad_index = 0, bad_len = 0, down = 0;
+	u32 nomem = 0, backlog = 0;
 	bool corrupt = false, sock_full = false;
 	struct kni_sock *ks;
 	u32 n, i;
@@ -276,6 +280,9 @@ static bool kni_rx_poll(struct kni_dev *kd)
 		case KNI_RX_NOMEM:
 			nomem++;
 			break;
+		case KNI_RX_BACKLOG:
+			backlog++;
+			break;
 		}
 		kni_ring_put(&kd->free_q, index);
 	}
@@ -298,6 +305,7 @@ static bool kni_rx_poll(struct kni_dev *kd)
 		kd->rx.drop_nomem += nomem;
 		kd->rx.fifo_corrupt += corrupt;
 		kd->rx.sock_full += sock_full;
+		kd->rx.drop_backlog += backlog;
 		u64_stats_update_end(&kd->rx.syncp);
 	}
 	return n != 0;
@@ -505,6 +513,7 @@ static void kni_read_rx(const struct kni_dev *kd, struct kni_rx_stats *out)
 		out->drop_down = kd->rx.drop_down;
 		out->fifo_corrupt = kd->rx.fifo_corrupt;
 		out->sock_full = kd->rx.sock_full;
+		out->drop_backlog = kd->rx.drop_backlog;
 	} while (u64_stats_fetch_retry(&kd->rx.syncp, start));
 }
 
@@ -573,6 +582,7 @@ struct kni_dev *kni_dev_from_netdev(struct net_device *dev)
 static const char kni_stat_names[][ETH_GSTRING_LEN] = {
 	"rx_packets", "rx_bytes", "rx_drop_bad_index", "rx_drop_bad_len",
 	"rx_drop_nomem", "rx_drop_down", "rx_fifo_corrupt", "rx_sock_full",
+	"rx_drop_backlog",
 	"tx_packets", "tx_bytes", "tx_drop_no_buf", "tx_drop_tx_q_full",
 	"tx_drop_too_big", "tx_drop_bad_index", "tx_fifo_corrupt",
 	"tx_drop_sock", "tx_drop_bad_vnet_hdr", "tx_drop_gso", "tx_gso_frames",
@@ -627,6 +637,7 @@ static void kni_get_ethtool_stats(struct net_device *dev,
 	*p++ = rx.drop_down;
 	*p++ = rx.fifo_corrupt;
 	*p++ = rx.sock_full;
+	*p++ = rx.drop_backlog;
 	*p++ = tx.packets;
 	*p++ = tx.bytes;
 	*p++ = tx.drop_no_buf;
