@@ -297,7 +297,6 @@ export class FakeBench implements BenchRunner {
   async run(spec: BenchCreate, onProgress: (p: BenchProgress) => void, signal: AbortSignal, iface?: BenchInterface): Promise<BenchResult> {
     this.progress = onProgress;
     this.lent = iface;
-    onProgress({ phase: 'preparing', fraction: 0, message: null });
     onProgress({ phase: 'booting guest', fraction: 0.1, message: null });
     await Promise.race([
       this.gate.promise,
