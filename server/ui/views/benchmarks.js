@@ -146,16 +146,23 @@ export function benchmarksView(ctx) {
  * @param {Benchmark[]} list
  */
 function renderRunning(ctx, container, list) {
-  for (const id of phasesSeen.keys()) if (!list.some((b) => b.id === id && b.state === 'running')) phasesSeen.delete(id);
+  // Every progress event re-renders this view, the first ones often before
+  // the list has the run: note each run's phase as it comes.
+  const ended = (/** @type {string} */ id) => list.some((b) => b.id === id && b.state !== 'running');
+  for (const [id, p] of ctx.store.progress) {
+    if (ended(id)) continue;
+    const seen = phasesSeen.get(id) ?? [];
+    if (seen[seen.length - 1] !== p.phase) seen.push(p.phase);
+    phasesSeen.set(id, seen);
+  }
+  for (const id of phasesSeen.keys()) if (ended(id)) phasesSeen.delete(id);
   const live = list.find((b) => b.state === 'running');
   if (!live) {
     replace(container);
     return;
   }
   const p = ctx.store.progress.get(live.id) ?? live.progress;
-  const seen = phasesSeen.get(live.id) ?? [];
-  if (p && seen[seen.length - 1] !== p.phase) seen.push(p.phase);
-  phasesSeen.set(live.id, seen);
+  const seen = phasesSeen.get(live.id) ?? (p ? [p.phase] : []);
   const pct = Math.round((p?.fraction ?? 0) * 100);
   replace(
     container,
@@ -291,7 +298,7 @@ function numbersTable(r, paths, directions, item) {
   const runs = r.results[0]?.runs ?? r.repeat;
   return h(
     'div',
-    { class: 'table-wrap', role: 'region', 'aria-labelledby': captionId, tabindex: '0' },
+    { class: 'table-wrap bench-numbers-wrap', role: 'region', 'aria-labelledby': captionId, tabindex: '0' },
     stackable(
       h(
         'table',
