@@ -20,7 +20,7 @@ import {
   type VmProcess,
   type VmRunner,
 } from '../../server/drivers.js';
-import type { BenchCreate, BenchProgress, BenchResult, Counters, InterfaceCreate } from '../../server/schemas.js';
+import type { BenchCreate, BenchPath, BenchProgress, BenchResult, Counters, InterfaceCreate } from '../../server/schemas.js';
 import { benchConfig } from '../../server/drivers/bench-runner.js';
 import { Service } from '../../server/service.js';
 import { loadOrCreateToken, statePaths } from '../../server/state-dir.js';
@@ -238,6 +238,44 @@ export class FakeRunner implements VmRunner {
   }
 }
 
+/** The figures of one path, protocol and direction. */
+export type BenchFigures = (path: BenchPath, protocol: 'tcp' | 'udp', direction: 'host-to-guest' | 'guest-to-host') => {
+  mbps: number;
+  packetsPerSecond: number | null;
+  lossPercent: number | null;
+  retransmits: number | null;
+};
+
+/** The same made-up figures for every case. */
+export const flatFigures: BenchFigures = (_path, protocol) =>
+  protocol === 'tcp'
+    ? { mbps: 1234.5, retransmits: 0, packetsPerSecond: null, lossPercent: null }
+    : { mbps: 1234.5, retransmits: null, packetsPerSecond: 5000, lossPercent: 1.5 };
+
+/**
+ * Figures shaped like a run under TCG (made up, not measured): each path's
+ * own, VNET_HDR on well ahead for TCP (the guest's offloads), TAP a little
+ * ahead of KNI, host → guest ahead of guest → host, UDP packets/s close together.
+ */
+export const pathFigures: BenchFigures = (path, protocol, direction) => {
+  const tcp: Record<BenchPath, [number, number]> = {
+    'kni-vnethdr-off': [182, 151],
+    'kni-vnethdr-on': [948, 806],
+    'tap-vnethdr-on': [1104, 913],
+    'tap-vnethdr-off': [214, 176],
+  };
+  const udp: Record<BenchPath, [number, number]> = {
+    'kni-vnethdr-off': [21_400, 18_900],
+    'kni-vnethdr-on': [22_100, 19_600],
+    'tap-vnethdr-on': [25_800, 22_300],
+    'tap-vnethdr-off': [24_900, 21_700],
+  };
+  const i = direction === 'host-to-guest' ? 0 : 1;
+  if (protocol === 'tcp') return { mbps: tcp[path][i], retransmits: 3 + i, packetsPerSecond: null, lossPercent: null };
+  const pps = udp[path][i];
+  return { mbps: (pps * 64 * 8) / 1e6, retransmits: null, packetsPerSecond: pps, lossPercent: 0.4 + i };
+};
+
 /** A benchmark that answers with made-up figures once `gate` opens; records what it was asked. */
 export class FakeBench implements BenchRunner {
   availability: Availability = { ok: true };
@@ -247,6 +285,10 @@ export class FakeBench implements BenchRunner {
   /** The interface lent to the last run. */
   lent: BenchInterface | undefined;
   aborted = false;
+  /** What each case measures; pathFigures makes the paths differ. */
+  figures: BenchFigures = flatFigures;
+  /** The guest's accelerator the result reports. */
+  accel: 'tcg' | 'kvm' = 'tcg';
 
   available() {
     return this.availability;
@@ -272,22 +314,19 @@ export class FakeBench implements BenchRunner {
       (config.protocols ?? []).flatMap((protocol) =>
         (config.directions ?? []).map((direction) => ({
           direction,
-          mbps: 1234.5,
-          retransmits: protocol === 'tcp' ? 0 : null,
+          ...this.figures(path, protocol, direction),
           path,
           backend: path.startsWith('kni') ? ('kni' as const) : ('tap' as const),
           vnetHdr: path.endsWith('-on'),
           vhost: spec.vhost,
           protocol,
-          packetsPerSecond: protocol === 'udp' ? 5000 : null,
-          lossPercent: protocol === 'udp' ? 1.5 : null,
           runs: spec.repeat,
         })),
       ),
     );
     return {
       results,
-      accel: 'tcg',
+      accel: this.accel,
       kernel: '6.1.0-99-amd64',
       guest: { kernel: '6.1.0-99-amd64', vcpus: 1, memoryMiB: 256, bootSeconds: 100 },
       durationS: spec.durationS,

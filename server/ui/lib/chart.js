@@ -69,15 +69,18 @@ export function lineChart(o) {
 
 /**
  * @typedef {{ label: string, bars: { label: string, value: number, cls: string }[] }} BarRow
+ *   cls picks the bar's fill and stroke from the CSS
  */
 
 /**
- * One row per configuration, one bar per measurement, each bar labelled with its value.
+ * Grouped horizontal bars: one group per row, each bar under its own label
+ * with its value at its end, all on one scale from zero. The labels sit above
+ * the bars so that long ones keep their place on a narrow screen.
  * @param {{ width: number, rows: BarRow[], format: (v: number) => string, label: string }} o
  */
 export function barChart(o) {
   const width = Math.max(240, Math.round(o.width));
-  const pad = { l: 8, r: 170 };
+  const pad = { l: 8, r: 96 };
   const pw = width - pad.l - pad.r;
   const max = niceMax(Math.max(0, ...o.rows.flatMap((r) => r.bars.map((b) => b.value))));
   const kids = [];
@@ -88,10 +91,11 @@ export function barChart(o) {
     for (const b of row.bars) {
       const w = Math.max(1, (b.value / max) * pw);
       kids.push(
-        s('rect', { class: `bar ${b.cls}`, x: pad.l, y: top, width: w.toFixed(1), height: 14, rx: 2 }),
-        s('text', { class: 'bar-label', x: pad.l + w + 6, y: top + 11 }, `${o.format(b.value)} · ${b.label}`),
+        s('text', { class: 'bar-name', x: pad.l, y: top + 11 }, b.label),
+        s('rect', { class: `bar ${b.cls}`, x: pad.l, y: top + 15, width: w.toFixed(1), height: 14, rx: 2 }),
+        s('text', { class: 'bar-label', x: pad.l + w + 6, y: top + 26 }, o.format(b.value)),
       );
-      top += 18;
+      top += 34;
     }
     top += 10;
   }
