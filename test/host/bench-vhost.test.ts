@@ -12,7 +12,6 @@ import { parseIperf } from '../../bench/vhost.js';
 import { configArgs, configFrom, resultProblems } from '../../bench/vhost-cli.js';
 import {
   formatTable,
-  median,
   parsePaths,
   pathInfo,
   PATHS,
@@ -22,6 +21,7 @@ import {
   type Run,
   type VhostBenchResult,
 } from '../../bench/vhost-result.js';
+import { median } from '../../bench/stats.js';
 import { benchConfig, benchPaths, benchResult } from '../../server/drivers/bench-runner.js';
 import { kvmUsable } from '../../qemu/accel.js';
 import { kernel } from '../../qemu/kernels.js';
