@@ -1,8 +1,8 @@
 // @ts-check
 // Benchmarks: start one, follow its progress, compare past results.
 import { barChart } from '../lib/chart.js';
-import { fmtTime, h, replace, si, stackable } from '../lib/dom.js';
-import { clearErrors, field, input, optNumber, select, showError, summary } from '../lib/forms.js';
+import { dataTable, fmtTime, h, replace, si } from '../lib/dom.js';
+import { clearErrors, field, formPanel, input, optNumber, select, showError } from '../lib/forms.js';
 
 /** @typedef {import('../lib/context.js').Ctx} Ctx */
 /** @typedef {import('../lib/context.js').View} View */
@@ -110,38 +110,31 @@ export function benchmarksView(ctx) {
     }
     replace(
       history,
-      stackable(
-        h(
-          'table',
-          { class: 'data' },
-          h('caption', { id: 'bench-caption' }, `${list.length} run${list.length === 1 ? '' : 's'}, newest first`),
-          h('thead', {}, h('tr', {}, ['Started', 'State', 'Configuration', 'Direction', 'Duration', 'Result'].map((c) => h('th', { scope: 'col' }, c)))),
+      dataTable({
+        captionId: 'bench-caption',
+        caption: `${list.length} run${list.length === 1 ? '' : 's'}, newest first`,
+        columns: ['Started', 'State', 'Configuration', 'Direction', 'Duration', 'Result'],
+        rows: list.map((b) =>
           h(
-            'tbody',
+            'tr',
             {},
-            list.map((b) =>
-              h(
-                'tr',
-                {},
-                h('td', {}, fmtTime(b.createdAt)),
-                h('td', {}, h('span', { class: `badge ${b.state === 'succeeded' ? 'good' : b.state === 'failed' ? 'bad' : 'busy'}` }, b.state)),
-                h('td', {}, configuration(b)),
-                h('td', {}, b.spec.direction),
-                h('td', { class: 'num' }, `${b.spec.durationS} s`),
-                h(
-                  'td',
-                  {},
-                  b.result
-                    ? b.result.results.map((r) => h('div', {}, `${r.direction}: ${fmtMbps(r.mbps)}`, r.retransmits !== null ? `, ${r.retransmits} retransmits` : ''))
-                    : b.error
-                      ? h('span', { class: 'error-text' }, b.error)
-                      : '—',
-                ),
-              ),
+            h('td', {}, fmtTime(b.createdAt)),
+            h('td', {}, h('span', { class: `badge ${b.state === 'succeeded' ? 'good' : b.state === 'failed' ? 'bad' : 'busy'}` }, b.state)),
+            h('td', {}, configuration(b)),
+            h('td', {}, b.spec.direction),
+            h('td', { class: 'num' }, `${b.spec.durationS} s`),
+            h(
+              'td',
+              {},
+              b.result
+                ? b.result.results.map((r) => h('div', {}, `${r.direction}: ${fmtMbps(r.mbps)}`, r.retransmits !== null ? `, ${r.retransmits} retransmits` : ''))
+                : b.error
+                  ? h('span', { class: 'error-text' }, b.error)
+                  : '—',
             ),
           ),
         ),
-      ),
+      }),
     );
   };
   // The chart is drawn at its container's width: redraw when that width changes.
@@ -183,20 +176,14 @@ function startForm(ctx) {
   ]);
   const duration = input('durationS', { type: 'number', min: 1, max: 300, value: '10', inputmode: 'numeric' });
   const vhost = input('vhost', { type: 'checkbox', checked: true });
-  const el = h(
-    'form',
-    { class: 'panel', novalidate: true, 'aria-labelledby': 'bench-start-h' },
-    h('h2', { id: 'bench-start-h' }, 'Start a benchmark'),
-    summary(),
-    h(
-      'div',
-      { class: 'grid' },
+  const el = formPanel(
+    { id: 'bench-start-h', title: 'Start a benchmark', submit: 'Start benchmark' },
+    [
       field({ label: 'Interface', control: iface, field: 'body.interface' }),
       field({ label: 'Direction', control: direction, field: 'body.direction' }),
       field({ label: 'Duration (s)', control: duration, field: 'body.durationS', hint: '1–300' }),
       field({ label: 'vhost-net', control: vhost, field: 'body.vhost' }),
-    ),
-    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Start benchmark')),
+    ],
   );
   el.addEventListener('submit', async (ev) => {
     ev.preventDefault();
