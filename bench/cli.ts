@@ -1,15 +1,13 @@
 // `kniv bench exception-path`: runs the exception-path benchmark inside the
 // appliance VM (or, with --here, on this system), writes the JSON result and
 // prints the table.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg, release } from 'node:os';
 import { Writable } from 'node:stream';
 import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
 import { kvmUsable } from '../qemu/accel.js';
-import { runInterruptible, reportFailure } from '../qemu/vm-cli.js';
 import { KernelLabelSchema } from '../qemu/kernels.js';
-import { projectRoot } from '../qemu/paths.js';
+import { hostLoad, runHereInAppliance, writeResult } from './cli-common.js';
 import { ensureHelper, runExceptionPath } from './exception-path.js';
 import {
   DirectionSchema,
@@ -184,28 +182,8 @@ class WindowSampler extends Writable {
   }
 }
 
-class Collect extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString('utf8');
-    cb();
-  }
-}
-
-function stamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-}
-
 function output(result: ExceptionPathResult, json: string | undefined, kernelLabel: string, extra: string): number {
-  const text = `${JSON.stringify(result, null, 2)}\n`;
-  if (json === '-') {
-    process.stdout.write(text);
-  } else {
-    const file = resolve(json ?? join(projectRoot, 'bench', 'results', `exception-path-${kernelLabel}-${stamp(new Date(result.startedAt))}.json`));
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, text);
-    process.stdout.write(`\n${formatTable(result)}${extra}result: ${file}\n`);
-  }
+  writeResult(result, json, 'exception-path', kernelLabel, formatTable(result), extra);
   const empty = result.runs.filter((r) => r.received.packets === 0 || r.sent.packets === 0);
   for (const r of empty) process.stderr.write(`kniv bench: ${r.path} ${r.direction} ${r.frameBytes} B (run ${r.repeat}) moved no packets\n`);
   return empty.length === 0 ? 0 : 1;
@@ -244,23 +222,16 @@ async function exceptionPath(argv: string[]): Promise<number> {
   await ensureHelper();
   const started = Date.now();
   const loadBefore = loadavg()[0] ?? 0;
-  const stdout = new Collect();
   const sampler = new WindowSampler();
-  const vm = await runInterruptible({
-    kernel: kernel.data,
-    command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'bench', 'exception-path', '--here', '--mark-windows', '--json', '-', ...configArgs(config)],
-    cwd: projectRoot,
-    kniParams: (values['kni-param'] as string[] | undefined) ?? [],
-    cpus: vmCpus,
-    timeoutMs,
-  }, undefined, { stdout, stderr: sampler });
+  const vm = await runHereInAppliance(
+    'exception-path',
+    ['--mark-windows', ...configArgs(config)],
+    { kernel: kernel.data, kniParams: (values['kni-param'] as string[] | undefined) ?? [], cpus: vmCpus, timeoutMs },
+    sampler,
+  );
   // Status 1 inside means a path moved nothing: the result is still written.
-  if (vm.failure !== undefined || (vm.exitCode !== 0 && vm.exitCode !== 1)) {
-    reportFailure(vm);
-    process.stderr.write(`kniv bench: the run in the appliance VM failed (status ${vm.exitCode})\n`);
-    return vm.exitCode === 0 || vm.exitCode === 1 ? 2 : vm.exitCode;
-  }
-  const parsed = ExceptionPathResultSchema.parse(JSON.parse(stdout.text));
+  if ('status' in vm) return vm.status;
+  const parsed = ExceptionPathResultSchema.parse(vm.json);
   const runs = parsed.runs.map((r, i) => {
     const window = sampler.window(i);
     return window ? { ...r, vm: window } : r;
@@ -270,7 +241,7 @@ async function exceptionPath(argv: string[]): Promise<number> {
     runs,
     summary: summarise(runs),
     system: { ...parsed.system, where: 'appliance-vm', accel },
-    host: { cpus: cpus().length, loadAverageBefore: loadBefore, loadAverageAfter: loadavg()[0] ?? 0 },
+    host: hostLoad(loadBefore),
   };
   const total = (Date.now() - started) / 1000;
   return output(result, json, kernel.data, `whole command, VM boot included: ${total.toFixed(0)} s\n`);

@@ -1,6 +1,7 @@
 // The exception-path benchmark's result document: its zod schema (what the
 // JSON file holds), the medians over repeats, and the table printed for people.
 import { z } from 'zod';
+import { align, fmtPps, formatHostLoad, groupBy, HostLoadSchema, median } from './stats.js';
 
 export const PATHS = ['kni', 'tap'] as const;
 export const DIRECTIONS = ['to-linux', 'from-linux'] as const;
@@ -143,28 +144,16 @@ export const ExceptionPathResultSchema = z.object({
     accel: z.enum(['tcg', 'kvm']).nullable(),
   }),
   /** In the appliance VM: the machine running it, whose other load shows up as noise. */
-  host: z.object({ cpus: z.number().int().min(1), loadAverageBefore: z.number(), loadAverageAfter: z.number() }).optional(),
+  host: HostLoadSchema.optional(),
   config: ExceptionPathConfigSchema,
   runs: z.array(RunSchema),
   summary: z.array(SummarySchema),
 });
 export type ExceptionPathResult = z.infer<typeof ExceptionPathResultSchema>;
 
-export function median(values: number[]): number {
-  if (values.length === 0) return 0;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
 /** One summary row per path, direction and frame size that has runs, medians over its repeats. */
 export function summarise(runs: Run[]): Summary[] {
-  const groups = new Map<string, Run[]>();
-  for (const r of runs) {
-    const key = `${r.direction}/${r.frameBytes}/${r.path}`;
-    groups.set(key, [...(groups.get(key) ?? []), r]);
-  }
-  return [...groups.values()].map((g) => {
+  return groupBy(runs, (r) => `${r.direction}/${r.frameBytes}/${r.path}`).map((g) => {
     const first = g[0] as Run;
     const vm = g.flatMap((r) => (r.vm && r.vm.hostCpuSeconds > 0 ? [{ run: r, ...r.vm }] : []));
     return {
@@ -183,7 +172,6 @@ export function summarise(runs: Run[]): Summary[] {
   });
 }
 
-const fmtPps = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0));
 const fmtGbps = (n: number) => (n >= 1 ? n.toFixed(2) : n >= 0.01 ? n.toFixed(3) : n.toFixed(4));
 const fmtLoss = (n: number) => `${(Math.max(0, n) * 100).toFixed(n > 0 && n < 0.01 ? 2 : 0)}%`;
 
@@ -210,9 +198,25 @@ export const perHostCpuSecond = (r: Run): number | undefined =>
 
 const ratio = (x: number | undefined) => (x === undefined ? '-' : `${x.toFixed(2)}x`);
 
-function align(rows: string[][]): string[] {
-  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  '));
+/**
+ * A table with a row per direction and frame size: for each path the cells
+ * `cells` gives (headed by `columns`), then KNI/TAP of `figure` when both ran.
+ */
+function caseTable(result: ExceptionPathResult, columns: string[], cells: (x: Summary | undefined) => string[], figure: (r: Run) => number | undefined): string[] {
+  const c = result.config;
+  const header = ['direction', 'frame', ...c.paths.flatMap((p) => columns.map((col) => `${p.toUpperCase()} ${col}`))];
+  if (c.paths.length === 2) header.push('KNI/TAP');
+  const rows: string[][] = [header];
+  for (const d of c.directions) {
+    for (const f of c.frameBytes) {
+      const row = [d, `${f} B`];
+      const byPath = new Map(result.summary.filter((x) => x.direction === d && x.frameBytes === f).map((x) => [x.path, x]));
+      for (const p of c.paths) row.push(...cells(byPath.get(p)));
+      if (c.paths.length === 2) row.push(ratio(pairedRatio(result.runs, d, f, figure)));
+      rows.push(row);
+    }
+  }
+  return align(rows);
 }
 
 /** The human summary: one row per direction and size, KNI and TAP side by side. */
@@ -227,52 +231,34 @@ export function formatTable(result: ExceptionPathResult): string {
     ...(c.profile ? ['profiled with perf: the rates are lower than without --profile'] : []),
     '',
   ];
-  const header = ['direction', 'frame', ...c.paths.flatMap((p) => [`${p.toUpperCase()} pps`, `${p.toUpperCase()} Gbit/s`, `${p.toUpperCase()} loss`])];
-  if (c.paths.length === 2) header.push('KNI/TAP');
-  const rows: string[][] = [header];
-  for (const d of c.directions) {
-    for (const f of c.frameBytes) {
-      const row = [d, `${f} B`];
-      const byPath = new Map(result.summary.filter((x) => x.direction === d && x.frameBytes === f).map((x) => [x.path, x]));
-      for (const p of c.paths) {
-        const x = byPath.get(p);
-        row.push(x ? fmtPps(x.receivedPps) : '-', x ? fmtGbps(x.receivedGbps) : '-', x ? fmtLoss(x.lossRatio) : '-');
-      }
-      if (c.paths.length === 2) row.push(ratio(pairedRatio(result.runs, d, f, (r) => r.received.pps)));
-      rows.push(row);
-    }
-  }
-  lines.push(...align(rows));
+  lines.push(
+    ...caseTable(
+      result,
+      ['pps', 'Gbit/s', 'loss'],
+      (x) => (x ? [fmtPps(x.receivedPps), fmtGbps(x.receivedGbps), fmtLoss(x.lossRatio)] : ['-', '-', '-']),
+      (r) => r.received.pps,
+    ),
+  );
   if (result.summary.every((x) => x.receivedPerHostCpuSecond != null)) {
     lines.push(
       '',
       'per host CPU-second of the VM (the cost of a packet through the emulated path; steadier than pps on a shared host);',
       'cores: host CPUs the VM used; wait: host CPUs\' worth of time it was ready to run but another process had the CPU',
+      ...caseTable(
+        result,
+        ['pkt/CPU-s', 'cores', 'wait'],
+        (x) => [
+          x?.receivedPerHostCpuSecond != null ? fmtPps(x.receivedPerHostCpuSecond) : '-',
+          x?.vmCores != null ? x.vmCores.toFixed(2) : '-',
+          x?.vmWaitCores != null ? x.vmWaitCores.toFixed(2) : '-',
+        ],
+        perHostCpuSecond,
+      ),
     );
-    const head = ['direction', 'frame', ...c.paths.flatMap((p) => [`${p.toUpperCase()} pkt/CPU-s`, `${p.toUpperCase()} cores`, `${p.toUpperCase()} wait`])];
-    if (c.paths.length === 2) head.push('KNI/TAP');
-    const eff: string[][] = [head];
-    for (const d of c.directions) {
-      for (const f of c.frameBytes) {
-        const row = [d, `${f} B`];
-        const byPath = new Map(result.summary.filter((x) => x.direction === d && x.frameBytes === f).map((x) => [x.path, x]));
-        for (const p of c.paths) {
-          const x = byPath.get(p);
-          row.push(
-            x?.receivedPerHostCpuSecond != null ? fmtPps(x.receivedPerHostCpuSecond) : '-',
-            x?.vmCores != null ? x.vmCores.toFixed(2) : '-',
-            x?.vmWaitCores != null ? x.vmWaitCores.toFixed(2) : '-',
-          );
-        }
-        if (c.paths.length === 2) row.push(ratio(pairedRatio(result.runs, d, f, perHostCpuSecond)));
-        eff.push(row);
-      }
-    }
-    lines.push(...align(eff));
   }
   const h = result.host;
   lines.push('');
-  if (h) lines.push(`host: ${h.cpus} CPUs, load average ${h.loadAverageBefore.toFixed(1)} before, ${h.loadAverageAfter.toFixed(1)} after (other load is noise)`);
+  if (h) lines.push(formatHostLoad(h));
   lines.push(`whole run: ${result.seconds.toFixed(0)} s`);
   return `${lines.join('\n')}\n`;
 }
@@ -360,8 +346,7 @@ export function formatPool(rows: PooledRow[]): string {
   for (const r of rows.filter((x) => x.share !== 'mixed')) {
     table.push([r.kernel, String(r.vcpus), r.direction, `${r.frameBytes} B`, share[r.share], String(r.pairs), fmtPps(r.kniPps), fmtPps(r.tapPps), ratio(r.ratio), `${r.min.toFixed(2)}-${r.max.toFixed(2)}`]);
   }
-  const widths = (table[0] as string[]).map((_, i) => Math.max(...table.map((t) => (t[i] ?? '').length)));
-  const lines = table.map((t) => t.map((c, i) => (i < 5 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  '));
+  const lines = align(table, 5);
   const left = mixed > 0 ? `\n${mixed} pairs whose runs got different shares (or less than 40%) are left out.\n` : '';
   return `KNI/TAP pairs by the share of its vCPUs the host gave the VM during both runs (median of the pairs)\n\n${lines.join('\n')}\n${left}`;
 }

@@ -1,16 +1,12 @@
 // `kniv bench vhost`: runs the kni-vhost benchmark inside the appliance VM
 // (or, with --here, on this system), writes the JSON result and prints the table.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { Writable } from 'node:stream';
+import { loadavg, release } from 'node:os';
 import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
 import { kvmUsable } from '../qemu/accel.js';
-import { runAppliance } from '../qemu/appliance.js';
 import { guestImage } from '../qemu/guest-image.js';
 import { kernel as kernelFor, KernelLabelSchema } from '../qemu/kernels.js';
-import { projectRoot } from '../qemu/paths.js';
-import { reportFailure } from '../qemu/vm-cli.js';
+import { interruptible } from '../qemu/vm-cli.js';
+import { hostLoad, runHereInAppliance, writeResult } from './cli-common.js';
 import { runVhostBench } from './vhost.js';
 import {
   DirectionSchema,
@@ -119,18 +115,6 @@ export function configArgs(c: VhostBenchConfigInput): string[] {
   return a;
 }
 
-class Collect extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString('utf8');
-    cb();
-  }
-}
-
-function stamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-}
-
 /** Problems that make the result not what was asked for: a run that moved nothing, vhost-net not in charge. */
 export function resultProblems(result: VhostBenchResult): string[] {
   const problems = result.runs
@@ -141,31 +125,10 @@ export function resultProblems(result: VhostBenchResult): string[] {
 }
 
 function output(result: VhostBenchResult, json: string | undefined, kernelLabel: string, extra: string): number {
-  const text = `${JSON.stringify(result, null, 2)}\n`;
-  if (json === '-') {
-    process.stdout.write(text);
-  } else {
-    const file = resolve(json ?? join(projectRoot, 'bench', 'results', `vhost-${kernelLabel}-${stamp(new Date(result.startedAt))}.json`));
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, text);
-    process.stdout.write(`\n${formatTable(result)}${extra}result: ${file}\n`);
-  }
+  writeResult(result, json, 'vhost', kernelLabel, formatTable(result), extra);
   const problems = resultProblems(result);
   for (const p of problems) process.stderr.write(`kniv bench vhost: ${p}\n`);
   return problems.length === 0 ? 0 : 1;
-}
-
-/** Ctrl-C, SIGTERM and SIGHUP abort the run (the guest and the VM are stopped) instead of killing this process. */
-async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const ac = new AbortController();
-  const stop = () => ac.abort();
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  for (const s of signals) process.on(s, stop);
-  try {
-    return await fn(ac.signal);
-  } finally {
-    for (const s of signals) process.off(s, stop);
-  }
 }
 
 export async function benchVhost(argv: string[]): Promise<number> {
@@ -198,30 +161,14 @@ export async function benchVhost(argv: string[]): Promise<number> {
   guestImage(kernelFor(label.data));
   const started = Date.now();
   const loadBefore = loadavg()[0] ?? 0;
-  const stdout = new Collect();
-  const vm = await interruptible((signal) =>
-    runAppliance(
-      {
-        kernel: label.data,
-        command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'bench', 'vhost', '--here', '--json', '-', ...configArgs(config)],
-        cwd: projectRoot,
-        cpus: vmCpus,
-        timeoutMs,
-      },
-      { stdout, stderr: process.stderr, signal },
-    ),
-  );
+  const vm = await runHereInAppliance('vhost', configArgs(config), { kernel: label.data, cpus: vmCpus, timeoutMs });
   // Status 1 inside means a problem with the figures: the result is still written.
-  if (vm.failure !== undefined || (vm.exitCode !== 0 && vm.exitCode !== 1)) {
-    reportFailure(vm);
-    process.stderr.write(`kniv bench: the run in the appliance VM failed (status ${vm.exitCode})\n`);
-    return vm.exitCode === 0 || vm.exitCode === 1 ? 2 : vm.exitCode;
-  }
-  const parsed = VhostBenchResultSchema.parse(JSON.parse(stdout.text));
+  if ('status' in vm) return vm.status;
+  const parsed = VhostBenchResultSchema.parse(vm.json);
   const result: VhostBenchResult = {
     ...parsed,
     system: { ...parsed.system, where: 'appliance-vm', accel },
-    host: { cpus: cpus().length, loadAverageBefore: loadBefore, loadAverageAfter: loadavg()[0] ?? 0 },
+    host: hostLoad(loadBefore),
   };
   const total = (Date.now() - started) / 1000;
   return output(result, json, label.data, `whole command, appliance VM boot included: ${total.toFixed(0)} s\n`);

@@ -2,6 +2,7 @@
 // (what the JSON file holds), the medians over repeats, and the table printed
 // for people.
 import { z } from 'zod';
+import { align, fmtPps, formatHostLoad, groupBy, HostLoadSchema, median } from './stats.js';
 
 /**
  * The guest NIC backends measured. Each is one NIC of the same guest:
@@ -77,13 +78,17 @@ export type VhostBenchConfigInput = z.input<typeof VhostBenchConfigSchema>;
 const Count = z.number().int().min(0);
 const Rate = z.number().min(0);
 
-export const RunSchema = z.object({
+/** What a run measured: one path (with vhost-net or not), protocol and direction. */
+const CaseSchema = z.object({
   path: PathSchema,
   backend: BackendSchema,
   vnetHdr: z.boolean(),
   vhost: z.boolean(),
   protocol: ProtocolSchema,
   direction: DirectionSchema,
+});
+
+export const RunSchema = CaseSchema.extend({
   repeat: z.number().int().min(1),
   /** The window iperf3 measured, omitted seconds excluded. */
   seconds: z.number().positive(),
@@ -104,13 +109,7 @@ export const RunSchema = z.object({
 });
 export type Run = z.infer<typeof RunSchema>;
 
-export const SummarySchema = z.object({
-  path: PathSchema,
-  backend: BackendSchema,
-  vnetHdr: z.boolean(),
-  vhost: z.boolean(),
-  protocol: ProtocolSchema,
-  direction: DirectionSchema,
+export const SummarySchema = CaseSchema.extend({
   runs: z.number().int().min(1),
   /** Medians over the repeats. */
   mbps: Rate,
@@ -157,31 +156,19 @@ export const VhostBenchResultSchema = z.object({
   /** The KNI path ran through this existing interface (the service), or null: temporary interfaces. */
   interface: z.string().nullable(),
   /** When run from the host into the appliance VM: the host running it, whose other load is noise. */
-  host: z.object({ cpus: z.number().int().min(1), loadAverageBefore: z.number(), loadAverageAfter: z.number() }).optional(),
+  host: HostLoadSchema.optional(),
   config: VhostBenchConfigSchema,
   runs: z.array(RunSchema),
   summary: z.array(SummarySchema),
 });
 export type VhostBenchResult = z.infer<typeof VhostBenchResultSchema>;
 
-export function median(values: number[]): number {
-  if (values.length === 0) return 0;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 const medianOrNull = (values: (number | null)[]): number | null =>
   values.every((v) => v !== null) && values.length > 0 ? median(values as number[]) : null;
 
 /** One summary per path, protocol and direction that has runs, medians over its repeats, in the order the runs came. */
 export function summarise(runs: Run[]): Summary[] {
-  const groups = new Map<string, Run[]>();
-  for (const r of runs) {
-    const key = `${r.path}/${r.protocol}/${r.direction}`;
-    groups.set(key, [...(groups.get(key) ?? []), r]);
-  }
-  return [...groups.values()].map((g) => {
+  return groupBy(runs, (r) => `${r.path}/${r.protocol}/${r.direction}`).map((g) => {
     const first = g[0]!;
     return {
       path: first.path,
@@ -200,12 +187,6 @@ export function summarise(runs: Run[]): Summary[] {
 }
 
 const fmtMbps = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 1 ? n.toFixed(1) : n.toFixed(3));
-const fmtPps = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0));
-
-function align(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd());
-}
 
 /** The human summary: one row per protocol and direction, the paths side by side. */
 export function formatTable(result: VhostBenchResult): string {
@@ -236,7 +217,7 @@ export function formatTable(result: VhostBenchResult): string {
   }
   lines.push(...align(rows), '');
   const h = result.host;
-  if (h) lines.push(`host: ${h.cpus} CPUs, load average ${h.loadAverageBefore.toFixed(1)} before, ${h.loadAverageAfter.toFixed(1)} after (other load is noise)`);
+  if (h) lines.push(formatHostLoad(h));
   lines.push(`whole run: ${result.seconds.toFixed(0)} s`);
   return `${lines.join('\n')}\n`;
 }

@@ -14,7 +14,7 @@
 // iperf3 runs one test at a time, client in the peer netns, server in the
 // guest; the paths are measured one after another, never at once.
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, execaSync } from 'execa';
@@ -23,6 +23,7 @@ import { kvmUsable } from '../qemu/accel.js';
 import { GUEST_ERROR, GUEST_READY, guestBoot } from '../qemu/guest-image.js';
 import { loadKernels, type Kernel } from '../qemu/kernels.js';
 import { launchVm, type Vm } from '../qemu/launcher.js';
+import { vhostWakeups } from '../qemu/vhost-workers.js';
 import type { NicBackendSchema } from '../qemu/vm-spec.js';
 import {
   pathInfo,
@@ -104,37 +105,6 @@ function versionOf(cmd: string, args: string[], re: RegExp): string | null {
   }
 }
 
-/** Context switches of every vhost-net worker of a qemu: kthreads "vhost-<pid>" (6.1) or threads of qemu (6.4 on). */
-export function vhostWakeups(qemuPid: number): number {
-  const name = `vhost-${qemuPid}`;
-  const read = (p: string) => {
-    try {
-      return readFileSync(p, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const switches = (dir: string) => {
-    const status = read(`${dir}/status`);
-    const n = (key: string) => Number(new RegExp(`^${key}:\\s*(\\d+)`, 'm').exec(status)?.[1] ?? 0);
-    return n('voluntary_ctxt_switches') + n('nonvoluntary_ctxt_switches');
-  };
-  let total = 0;
-  let tasks: string[] = [];
-  try {
-    tasks = readdirSync(`/proc/${qemuPid}/task`);
-  } catch {
-    // qemu is gone
-  }
-  for (const tid of tasks) {
-    const dir = `/proc/${qemuPid}/task/${tid}`;
-    if (read(`${dir}/comm`).trim() === name) total += switches(dir);
-  }
-  for (const pid of readdirSync('/proc')) {
-    if (/^\d+$/.test(pid) && read(`/proc/${pid}/comm`).trim() === name) total += switches(`/proc/${pid}`);
-  }
-  return total;
-}
 
 interface IperfJson {
   error?: string;

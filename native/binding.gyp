@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "kniv",
-      "sources": ["src/addon.cc", "src/iface.cc", "src/port.cc", "src/dataplane.cc", "src/offload.cc", "src/relay.cc", "src/relay_binding.cc"],
+      "sources": ["src/addon.cc", "src/iface.cc", "src/port.cc", "src/dataplane.cc", "src/offload.cc", "src/relay.cc", "src/relay_binding.cc", "src/binding_util.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "../module"

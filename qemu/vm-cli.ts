@@ -52,29 +52,36 @@ export function reportFailure(result: ApplianceResult, err: NodeJS.WritableStrea
   }
 }
 
-/**
- * Run with Ctrl-C, SIGTERM and SIGHUP stopping the VM before this process
- * exits. The command's output goes to this process's unless `io` redirects it.
- */
-export async function runInterruptible(
-  options: ApplianceOptions,
-  onConsole?: (l: string) => void,
-  io: Partial<Pick<ApplianceIo, 'stdout' | 'stderr'>> = {},
-): Promise<ApplianceResult> {
+/** Runs fn with Ctrl-C, SIGTERM and SIGHUP aborting its signal instead of ending this process. */
+export async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
   const stop = () => ac.abort();
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const s of signals) process.on(s, stop);
   try {
-    return await runAppliance(options, {
-      stdout: io.stdout ?? process.stdout,
-      stderr: io.stderr ?? process.stderr,
-      signal: ac.signal,
-      ...(onConsole ? { onConsole } : {}),
-    });
+    return await fn(ac.signal);
   } finally {
     for (const s of signals) process.off(s, stop);
   }
+}
+
+/**
+ * Run with Ctrl-C, SIGTERM and SIGHUP stopping the VM before this process
+ * exits. The command's output goes to this process's unless `io` redirects it.
+ */
+export function runInterruptible(
+  options: ApplianceOptions,
+  onConsole?: (l: string) => void,
+  io: Partial<Pick<ApplianceIo, 'stdout' | 'stderr'>> = {},
+): Promise<ApplianceResult> {
+  return interruptible((signal) =>
+    runAppliance(options, {
+      stdout: io.stdout ?? process.stdout,
+      stderr: io.stderr ?? process.stderr,
+      signal,
+      ...(onConsole ? { onConsole } : {}),
+    }),
+  );
 }
 
 export async function vmRun(argv: string[]): Promise<number> {

@@ -14,6 +14,7 @@
 
 #include <napi.h>
 
+#include "binding_util.h"
 #include "dataplane.h"
 #include "iface.h"
 #include "kni_uapi.h"
@@ -23,13 +24,6 @@
 namespace kniv {
 
 namespace {
-
-Napi::Error SystemError(Napi::Env env, int err, const char* syscall) {
-  Napi::Error e = Napi::Error::New(env, std::string(syscall) + ": " + std::strerror(err));
-  e.Set("errno", Napi::Number::New(env, err));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  return e;
-}
 
 uint32_t U32(const Napi::Object& o, const char* key, uint32_t def = 0) {
   Napi::Value v = o.Get(key);
@@ -126,22 +120,17 @@ class InterfaceWrap : public Napi::ObjectWrap<InterfaceWrap> {
   Napi::Value GetStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const Stats& s = iface->stats;
-    Napi::Object o = Napi::Object::New(env);
-    auto set = [&](const char* k, const std::atomic<uint64_t>& v) {
-      o.Set(k, Napi::Number::New(env, static_cast<double>(v.load(std::memory_order_relaxed))));
-    };
-    set("toKernelPackets", s.to_kernel_packets);
-    set("toKernelBytes", s.to_kernel_bytes);
-    set("toPortPackets", s.to_port_packets);
-    set("toPortBytes", s.to_port_bytes);
-    set("dropNoBuffer", s.drop_no_buffer);
-    set("dropRxFull", s.drop_rx_full);
-    set("dropTooBig", s.drop_too_big);
-    set("dropPortError", s.drop_port_error);
-    set("badBuffer", s.bad_buffer);
-    set("portErrors", s.port_errors);
-    set("requests", s.requests);
-    return o;
+    return CountersObject(env, {{"toKernelPackets", s.to_kernel_packets},
+                                {"toKernelBytes", s.to_kernel_bytes},
+                                {"toPortPackets", s.to_port_packets},
+                                {"toPortBytes", s.to_port_bytes},
+                                {"dropNoBuffer", s.drop_no_buffer},
+                                {"dropRxFull", s.drop_rx_full},
+                                {"dropTooBig", s.drop_too_big},
+                                {"dropPortError", s.drop_port_error},
+                                {"badBuffer", s.bad_buffer},
+                                {"portErrors", s.port_errors},
+                                {"requests", s.requests}});
   }
 };
 Napi::FunctionReference InterfaceWrap::ctor;
@@ -235,25 +224,12 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
       if (iface->released()) Fail(links, env, ENODEV, "dataplane");
       bool expected = false;
       if (!iface->busy.compare_exchange_strong(expected, true)) Fail(links, env, EBUSY, "dataplane");
-      Napi::Object p = l.Get("port").As<Napi::Object>();
-      std::string kind = p.Get("kind").As<Napi::String>().Utf8Value();
-      int err = 0;
-      std::unique_ptr<Port> port;
-      if (kind == "packet") {
-        port = OpenPacketPort(p.Get("ifname").As<Napi::String>().Utf8Value(), &err);
-      } else if (kind == "tap") {
-        port = OpenTapPort(p.Get("ifname").As<Napi::String>().Utf8Value(), &err);
-      } else if (kind == "sink") {
-        port = OpenSinkPort();
-      } else {
-        Napi::Buffer<uint8_t> f = p.Get("frame").As<Napi::Buffer<uint8_t>>();
-        port = OpenGeneratorPort(std::vector<uint8_t>(f.Data(), f.Data() + f.Length()),
-                                 static_cast<uint64_t>(p.Get("count").As<Napi::Number>().Int64Value()),
-                                 static_cast<uint64_t>(p.Get("pps").As<Napi::Number>().Int64Value()));
-      }
+      int err;
+      const char* syscall;
+      std::unique_ptr<Port> port = OpenPortSpec(l.Get("port").As<Napi::Object>(), &err, &syscall);
       if (!port) {
         iface->busy.store(false);
-        Fail(links, env, err, kind == "tap" ? "ioctl" : "socket");
+        Fail(links, env, err, syscall);
       }
       links.push_back({std::move(iface), std::move(port)});
     }

@@ -1,20 +1,16 @@
 // SPDX-License-Identifier: MIT
 #include "dataplane.h"
 
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
 #include <cstring>
+
+#include "packet_thread.h"
 
 namespace kniv {
 
 namespace {
 
 constexpr uint32_t kBurst = 64;
-
-void Add(std::atomic<uint64_t>& c, uint64_t n) { c.fetch_add(n, std::memory_order_relaxed); }
 
 }  // namespace
 
@@ -148,26 +144,16 @@ bool DataPlane::Service(Link& l) {
 }
 
 void DataPlane::Run() {
-  pthread_setname_np(pthread_self(), "kniv-dataplane");
-  if (cpu_ >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu_, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-  }
   std::vector<pollfd> fds;
   for (auto& l : links_)
     if (l.port->fd() >= 0) fds.push_back({l.port->fd(), POLLIN, 0});
-  while (!stop_.load(std::memory_order_relaxed)) {
+  // When nothing moved the wait ends when a port has a frame, or after a
+  // little while for the kernel side (its FIFOs cannot be polled).
+  RunPacketLoop("kniv-dataplane", cpu_, std::move(fds), idle_us_, stop_, [this] {
     bool work = false;
     for (auto& l : links_) work |= Service(l);
-    if (!work) {
-      // Nothing moved: wait for the ports, or a little for the kernel side
-      // (its FIFOs cannot be polled).
-      timespec ts{0, static_cast<long>(idle_us_) * 1000};
-      ppoll(fds.data(), fds.size(), &ts, nullptr);
-    }
-  }
+    return work;
+  });
 }
 
 }  // namespace kniv

@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "relay.h"
 
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
+#include "packet_thread.h"
 
 namespace kniv {
 
@@ -13,8 +11,6 @@ constexpr unsigned kBurst = 64;
 // One more byte than the largest frame a port may hand over, so that a cut
 // frame (a TAP read returns at most the buffer) is seen as too big.
 constexpr size_t kBufSize = 65536 + 1;
-
-void Add(std::atomic<uint64_t>& c, uint64_t n) { c.fetch_add(n, std::memory_order_relaxed); }
 
 }  // namespace
 
@@ -58,26 +54,16 @@ bool Relay::Forward(Port& src, Port& dst, RelayDirectionStats& s) {
 }
 
 void Relay::Run() {
-  pthread_setname_np(pthread_self(), "kniv-relay");
-  if (cpu_ >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu_, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-  }
   std::vector<pollfd> fds;
   for (Port* p : {a_.get(), b_.get()})
     if (p->fd() >= 0) fds.push_back({p->fd(), POLLIN, 0});
-  while (!stop_.load(std::memory_order_relaxed)) {
+  // Both sides are ports, so unlike a data plane the idle wait ends as soon
+  // as a frame arrives.
+  RunPacketLoop("kniv-relay", cpu_, std::move(fds), idle_us_, stop_, [this] {
     bool work = Forward(*a_, *b_, a_to_b);
     work |= Forward(*b_, *a_, b_to_a);
-    if (!work) {
-      // Both sides are ports, so unlike a data plane this wait ends as soon
-      // as a frame arrives; the timeout only bounds how late Stop() is seen.
-      timespec ts{0, static_cast<long>(idle_us_) * 1000};
-      ppoll(fds.data(), fds.size(), &ts, nullptr);
-    }
-  }
+    return work;
+  });
 }
 
 }  // namespace kniv

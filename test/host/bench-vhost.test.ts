@@ -7,12 +7,10 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { parseIperf } from '../../bench/vhost.js';
 import { configArgs, configFrom, resultProblems } from '../../bench/vhost-cli.js';
 import {
   formatTable,
-  median,
   parsePaths,
   pathInfo,
   PATHS,
@@ -22,11 +20,12 @@ import {
   type Run,
   type VhostBenchResult,
 } from '../../bench/vhost-result.js';
+import { median } from '../../bench/stats.js';
 import { benchConfig, benchPaths, benchResult } from '../../server/drivers/bench-runner.js';
 import { kvmUsable } from '../../qemu/accel.js';
 import { kernel } from '../../qemu/kernels.js';
 import { BenchCreateSchema, BenchResultSchema } from '../../server/schemas.js';
-import { alive, childrenNamed, kniv, runKniv, waitFor } from '../lib/util.js';
+import { alive, runKniv, startKniv, waitFor } from '../lib/util.js';
 
 const run = (path: Run['path'], protocol: Run['protocol'], direction: Run['direction'], mbps: number, repeat: number): Run => ({
   path,
@@ -224,24 +223,7 @@ test.serial("the service runs it too: an interface with a TAP port is lent to a 
   const stateDir = mkdtempSync(join(tmpdir(), 'kniv-bench-svc-'));
   t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
   const port = 19000 + (process.pid % 1000);
-  const child = execa('node', [kniv, 'start', '--mode', 'vm', '--kernel', '6.12', '--port', String(port), '--state-dir', stateDir], {
-    reject: false,
-    stdin: 'ignore',
-    all: true,
-  });
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.all.on('data', (d: Buffer) => {
-      output += d.toString();
-      const m = /kniv is running inside the appliance VM: (http:\S+)/.exec(output);
-      if (m?.[1]) resolve(m[1]);
-    });
-    child.once('exit', () => reject(new Error(`kniv start exited early:\n${output}`)));
-  });
-  const qemu = childrenNamed(child.pid!, 'qemu-system');
-  t.teardown(() => {
-    for (const pid of qemu) if (alive(pid)) process.kill(pid, 'SIGKILL');
-  });
+  const { child, url, qemu } = await startKniv(t, ['--mode', 'vm', '--kernel', '6.12', '--port', String(port), '--state-dir', stateDir]);
   const auth = { authorization: `Bearer ${readFileSync(join(stateDir, 'token'), 'utf8').trim()}` };
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${url}${path.slice(1)}`, {

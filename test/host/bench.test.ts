@@ -11,13 +11,13 @@ import {
   ExceptionPathResultSchema,
   formatPool,
   formatTable,
-  median,
   pairedRatio,
   PATHS,
   poolPairs,
   summarise,
   type Run,
 } from '../../bench/result.js';
+import { median } from '../../bench/stats.js';
 import { runKniv } from '../lib/util.js';
 
 /** Ones' complement sum of 16-bit big-endian words, written out longhand. */
@@ -62,6 +62,19 @@ const run = (path: Run['path'], direction: Run['direction'], pps: number, repeat
   },
 });
 
+/** A result document from the appliance VM (TCG) holding these runs and their summary. */
+const resultOf = (runs: Run[], config: object) =>
+  ExceptionPathResultSchema.parse({
+    benchmark: 'exception-path',
+    version: 1,
+    startedAt: new Date().toISOString(),
+    seconds: 10,
+    system: { kernel: '6.1.0-test', cpus: 2, cpuModel: 'x', node: 'v20', kthreadMode: 'single', pollIntervalUs: 100, where: 'appliance-vm', accel: 'tcg' },
+    config,
+    runs,
+    summary: summarise(runs),
+  });
+
 test('summaries are medians over repeats, and the table puts KNI and TAP side by side', (t) => {
   t.is(median([3, 1, 2]), 2);
   t.is(median([4, 1, 2, 3]), 2.5);
@@ -75,35 +88,14 @@ test('summaries are medians over repeats, and the table puts KNI and TAP side by
   t.is(summary.find((s) => s.path === 'kni')?.runs, 3);
   // The KNI/TAP column is the median of the ratios within each repeat: 1, 3 and 2.
   t.is(pairedRatio(runs, 'to-linux', 64, (r) => r.received.pps), 2);
-  const table = formatTable(
-    ExceptionPathResultSchema.parse({
-      benchmark: 'exception-path',
-      version: 1,
-      startedAt: new Date().toISOString(),
-      seconds: 10,
-      system: { kernel: '6.1.0-test', cpus: 2, cpuModel: 'x', node: 'v20', kthreadMode: 'single', pollIntervalUs: 100, where: 'appliance-vm', accel: 'tcg' },
-      config: { frameBytes: [64], directions: ['to-linux'] },
-      runs,
-      summary,
-    }),
-  );
+  const table = formatTable(resultOf(runs, { frameBytes: [64], directions: ['to-linux'] }));
   t.regex(table, /TCG/);
   t.regex(table, /to-linux\s+64 B\s+200\s+.*100\s+.*2\.00x/);
 });
 
 test('bench pool groups KNI/TAP pairs by the host share both runs got', (t) => {
   const withHost = (r: Run, cores: number): Run => ({ ...r, vm: { hostSeconds: 1, hostCpuSeconds: cores, hostWaitSeconds: 0, hostMainThreadSeconds: 0 } });
-  const result = (runs: Run[], profile = false) =>
-    ExceptionPathResultSchema.parse({
-      benchmark: 'exception-path',
-      version: 1,
-      startedAt: new Date().toISOString(),
-      seconds: 10,
-      system: { kernel: '6.1.0-test', cpus: 2, cpuModel: 'x', node: 'v20', kthreadMode: 'single', pollIntervalUs: 100, where: 'appliance-vm', accel: 'tcg' },
-      config: { frameBytes: [64], directions: ['to-linux'], repeat: 2, profile },
-      runs,
-      summary: summarise(runs),
-    });
+  const result = (runs: Run[], profile = false) => resultOf(runs, { frameBytes: [64], directions: ['to-linux'], repeat: 2, profile });
   const rows = poolPairs([
     // Both runs of repeat 1 got all their CPUs, both of repeat 2 half, repeat 3 one of each.
     result([

@@ -3,13 +3,11 @@
 // or in a short test — a VM that runs and stops, its console tail, a benchmark's
 // progress and results chart, the edit dialog, a 409, deleting with a
 // confirmation. The real service, kni.ko and traffic are in dashboard.test.ts.
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { chromium } from 'playwright-core';
-import { projectRoot } from '../../qemu/paths.js';
+import { ARTIFACTS, go, openPage } from '../lib/browser.js';
 import { deferred, harness, pathFigures } from '../lib/fakes.js';
 
 declare const document: {
@@ -18,35 +16,13 @@ declare const document: {
   documentElement: { scrollWidth: number };
 };
 
-const ARTIFACTS = join(projectRoot, 'build', 'test-artifacts', 'dashboard');
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 test('VM lifecycle with its console, a benchmark from progress to chart, the edit dialog, a 409 and a confirmed delete', async (t) => {
   t.timeout(3 * 60_000);
   const h = await harness(t, { countersIntervalMs: 1000 });
   await h.app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}/`;
-  const userData = mkdtempSync(join(tmpdir(), 'kniv-chromium-'));
-  t.teardown(() => rmSync(userData, { recursive: true, force: true }));
-  const context = await chromium.launchPersistentContext(userData, { executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-  t.teardown(() => context.close());
-  const page = context.pages()[0] ?? (await context.newPage());
-  const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.setDefaultTimeout(20_000);
-  const nav = async (name: string) => {
-    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name }).click();
-    await page.getByRole('heading', { name, level: 1 }).waitFor();
-  };
+  const { page, pageErrors } = await openPage(t, { timeoutMs: 20_000 });
+  const nav = (name: string) => go(page, name);
 
   await page.goto(url);
   await page.getByLabel('Bearer token').fill(h.token);

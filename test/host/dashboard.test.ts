@@ -16,12 +16,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import test from 'ava';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { runAppliance, type ApplianceResult } from '../../qemu/appliance.js';
 import { guestImage } from '../../qemu/guest-image.js';
 import { kernel } from '../../qemu/kernels.js';
 import { projectRoot } from '../../qemu/paths.js';
 import { applianceServeCommand } from '../../server/start.js';
+import { ARTIFACTS, CHROMIUM, go, openPage } from '../lib/browser.js';
 
 // The little of the DOM that the functions run in the page use (this project's
 // TypeScript has no DOM library); module-scoped, it types nothing else.
@@ -31,19 +32,6 @@ declare const document: {
 };
 declare const sessionStorage: { getItem(key: string): string | null };
 
-const CHROMIUM = '/usr/bin/chromium';
-// The network here is closed: without these Chromium waits on connections it never gets.
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const ARTIFACTS = join(projectRoot, 'build', 'test-artifacts', 'dashboard');
 const DOCS_SHOTS = join(projectRoot, 'docs', 'screenshots');
 const IFACE = 'kvdash';
 
@@ -56,12 +44,6 @@ async function shot(page: Page, name: string, fullPage = true): Promise<void> {
   await page.screenshot({ path, fullPage });
   progress(`${name} at ${since()}`);
   if (process.env.KNIV_UPDATE_SCREENSHOTS === '1') copyFileSync(path, join(DOCS_SHOTS, `${name}.png`));
-}
-
-/** Follows a link of the navigation bar. */
-async function go(page: Page, section: string): Promise<void> {
-  await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: section }).click();
-  await page.getByRole('heading', { name: section, level: 1 }).waitFor();
 }
 
 async function waitForHealth(url: string, ms: number): Promise<boolean> {
@@ -89,11 +71,7 @@ test('the dashboard in chromium against the service in the appliance VM: log in,
   const port = 19000 + (process.pid % 1000);
   const url = `http://127.0.0.1:${port}/`;
   const stateDir = mkdtempSync(join(tmpdir(), 'kniv-dash-'));
-  const userData = mkdtempSync(join(tmpdir(), 'kniv-chromium-'));
-  t.teardown(() => {
-    rmSync(stateDir, { recursive: true, force: true });
-    rmSync(userData, { recursive: true, force: true });
-  });
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
   const vmOutput: string[] = [];
   const sink = new PassThrough();
   sink.on('data', (d: Buffer) => vmOutput.push(d.toString()));
@@ -117,16 +95,7 @@ test('the dashboard in chromium against the service in the appliance VM: log in,
   progress(`service up at ${since()}`);
   const token = readFileSync(join(stateDir, 'token'), 'utf8').trim();
 
-  const context = await chromium.launchPersistentContext(userData, {
-    executablePath: CHROMIUM,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1280, height: 800 },
-  });
-  t.teardown(() => context.close());
-  const page = context.pages()[0] ?? (await context.newPage());
-  const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.setDefaultTimeout(30_000);
+  const { page, pageErrors } = await openPage(t, { timeoutMs: 30_000, viewport: { width: 1280, height: 800 } });
 
   // --- Log in: a wrong token is refused with a clear message, the right one (typed, Enter) gets in.
   await page.goto(url);

@@ -5,27 +5,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { execa } from 'execa';
 import { kernel } from '../../qemu/kernels.js';
-import { alive, childrenNamed, kniv, waitFor } from '../lib/util.js';
+import { alive, startKniv, waitFor } from '../lib/util.js';
 
-async function start(t: ExecutionContext, port: number, stateDir: string) {
-  const child = execa('node', [kniv, 'start', '--port', String(port), '--state-dir', stateDir], { reject: false, stdin: 'ignore', all: true });
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.all.on('data', (d: Buffer) => {
-      output += d.toString();
-      const m = /kniv is running inside the appliance VM: (http:\S+)/.exec(output);
-      if (m?.[1]) resolve(m[1]);
-    });
-    child.once('exit', () => reject(new Error(`kniv start exited early:\n${output}`)));
-  });
-  const qemu = childrenNamed(child.pid!, 'qemu-system');
-  t.teardown(() => {
-    for (const pid of qemu) if (alive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  return { child, url, qemu, output: () => output };
-}
+const start = (t: ExecutionContext, port: number, stateDir: string) => startKniv(t, ['--port', String(port), '--state-dir', stateDir]);
 
 test('kniv start serves the API from the appliance VM; its state lives on the host and survives the VM; Ctrl-C stops it', async (t) => {
   const port = 18000 + (process.pid % 1000);

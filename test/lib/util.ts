@@ -1,6 +1,7 @@
 // Helpers shared by kniv's ava tests.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import { projectRoot } from '../../qemu/paths.js';
 
@@ -9,6 +10,29 @@ export const kniv = join(projectRoot, 'dist', 'bin', 'kniv.js');
 /** Run the kniv CLI as a user would; never rejects. */
 export function runKniv(args: string[], opts: { cwd?: string } = {}) {
   return execa('node', [kniv, ...args], { cwd: opts.cwd ?? projectRoot, reject: false, all: true, stdin: 'ignore' });
+}
+
+/**
+ * Starts `kniv start ARGS` and waits for the URL it prints once the service
+ * inside the appliance VM is up; its qemu is killed when the test ends, and
+ * `output()` is everything it has printed so far.
+ */
+export async function startKniv(t: ExecutionContext, args: string[]) {
+  const child = execa('node', [kniv, 'start', ...args], { reject: false, stdin: 'ignore', all: true });
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.all.on('data', (d: Buffer) => {
+      output += d.toString();
+      const m = /kniv is running inside the appliance VM: (http:\S+)/.exec(output);
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.once('exit', () => reject(new Error(`kniv start exited early:\n${output}`)));
+  });
+  const qemu = childrenNamed(child.pid!, 'qemu-system');
+  t.teardown(() => {
+    for (const pid of qemu) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  return { child, url, qemu, output: () => output };
 }
 
 /** Pids of live processes whose parent is `ppid` and whose name starts with `prefix`. */

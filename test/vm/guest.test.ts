@@ -22,6 +22,7 @@ import { closeFd, DataPlane, enableSocket, Kni, moduleInfo, setVnetHdr, type Kni
 import { GUEST_ERROR, GUEST_EXIT, GUEST_READY, guestBoot } from '../../qemu/guest-image.js';
 import { loadKernels } from '../../qemu/kernels.js';
 import { launchVm, type Vm } from '../../qemu/launcher.js';
+import { vhostWakeups, vhostWorkers } from '../../qemu/vhost-workers.js';
 import { kniv, waitFor } from '../lib/util.js';
 
 const NICS = [
@@ -47,44 +48,6 @@ function thisKernel() {
   throw new Error(`these tests run inside the appliance VM, not on ${release()}`);
 }
 
-/**
- * vhost-net's workers for a qemu: on 6.1 kernel threads "vhost-<pid>"; from
- * 6.4 on (6.12) vhost_tasks, threads of the same name inside qemu's own
- * thread group. A worker sleeps until a queue needs it, so its context
- * switches count the times it woke up to move packets.
- */
-function vhostWorkers(qemuPid: number): { where: 'kthread' | 'qemu thread'; wakeups: number }[] {
-  const name = `vhost-${qemuPid}`;
-  const read = (p: string) => {
-    try {
-      return readFileSync(p, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const wakeups = (dir: string) => {
-    const status = read(`${dir}/status`);
-    const n = (key: string) => Number(new RegExp(`^${key}:\\s*(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
-    return n('voluntary_ctxt_switches') + n('nonvoluntary_ctxt_switches');
-  };
-  const out: { where: 'kthread' | 'qemu thread'; wakeups: number }[] = [];
-  let tasks: string[] = [];
-  try {
-    tasks = readdirSync(`/proc/${qemuPid}/task`);
-  } catch {
-    // qemu is gone; a 6.1 kthread would still show below
-  }
-  for (const tid of tasks) {
-    const dir = `/proc/${qemuPid}/task/${tid}`;
-    if (read(`${dir}/comm`).trim() === name) out.push({ where: 'qemu thread', wakeups: wakeups(dir) });
-  }
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    if (read(`/proc/${pid}/comm`).trim() === name) out.push({ where: 'kthread', wakeups: wakeups(`/proc/${pid}`) });
-  }
-  return out;
-}
-
-const totalWakeups = (pid: number) => vhostWorkers(pid).reduce((n, w) => n + w.wakeups, 0);
 
 /**
  * iperf3 from a peer namespace against the guest. The guest's server tears
@@ -227,11 +190,11 @@ for (const [i, n] of NICS.entries()) {
   const what = `${n.vhost ? 'vhost-net' : 'qemu (vhost=off)'}, VNET_HDR ${n.vnetHdr ? 'on' : 'off'}`;
   test.serial(`iperf3 both ways through ${n.kni}: ${what}`, async (t) => {
     if (!vm) return t.fail('no guest');
-    const before = totalWakeups(vm.pid);
+    const before = vhostWakeups(vm.pid);
     const gsoBefore = await ethtool(n.kni, 'tx_gso_frames');
     const toGuest = await iperf(n.ns, n.guest, false);
     const fromGuest = await iperf(n.ns, n.guest, true);
-    const woke = totalWakeups(vm.pid) - before;
+    const woke = vhostWakeups(vm.pid) - before;
     const gso = (await ethtool(n.kni, 'tx_gso_frames')) - gsoBefore;
     t.true(toGuest.receivedBytes > 0 && fromGuest.receivedBytes > 0);
     t.log(`peer→guest ${(toGuest.bitsPerSecond / 1e6).toFixed(1)} Mbit/s, guest→peer ${(fromGuest.bitsPerSecond / 1e6).toFixed(1)} Mbit/s (nested TCG); vhost workers woke ${woke} times; ${gso} TSO frames segmented`);

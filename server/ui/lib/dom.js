@@ -96,6 +96,23 @@ export function stackable(table) {
   return table;
 }
 
+/**
+ * A stackable data table: its caption (with the id the table's region is
+ * labelled by), a header row of column names, and the body rows.
+ * @param {{ captionId: string, caption: string, columns: string[], rows: Child }} o
+ */
+export function dataTable(o) {
+  return stackable(
+    h(
+      'table',
+      { class: 'data' },
+      h('caption', { id: o.captionId }, o.caption),
+      h('thead', {}, h('tr', {}, o.columns.map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, o.rows),
+    ),
+  );
+}
+
 /** A stable id for label/aria wiring. */
 let next = 0;
 export const uid = (/** @type {string} */ prefix) => `${prefix}-${++next}`;

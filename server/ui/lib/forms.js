@@ -44,6 +44,25 @@ export function select(name, options, value) {
 /** The summary box a form shows its errors in: announced when it fills. */
 export const summary = () => h('div', { class: 'form-errors', role: 'alert', tabindex: '-1', hidden: true });
 
+/**
+ * A form in a panel: its heading (with the id the form is labelled by), the
+ * error summary, the fields in a grid, then `more` and the submit button.
+ * @param {{ id: string, title: string, submit: string }} o
+ * @param {HTMLElement[]} fields
+ * @param {...HTMLElement} more
+ */
+export function formPanel(o, fields, ...more) {
+  return h(
+    'form',
+    { class: 'panel', novalidate: true, 'aria-labelledby': o.id },
+    h('h2', { id: o.id }, o.title),
+    summary(),
+    h('div', { class: 'grid' }, fields),
+    ...more,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, o.submit)),
+  );
+}
+
 /** @param {HTMLElement} form */
 export function clearErrors(form) {
   for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');

@@ -2,8 +2,8 @@
 // Interfaces: the table with live rates, the create form, the edit dialog.
 import { describe, seg } from '../lib/api.js';
 import { confirmAction, modal } from '../lib/dialog.js';
-import { fmtByteRate, fmtCount, fmtPps, h, replace, stackable } from '../lib/dom.js';
-import { clearErrors, field, input, optNumber, select, showError, summary } from '../lib/forms.js';
+import { dataTable, fmtByteRate, fmtCount, fmtPps, h, replace } from '../lib/dom.js';
+import { clearErrors, field, formPanel, input, optNumber, select, showError, summary } from '../lib/forms.js';
 import { totalDrops } from '../lib/store.js';
 
 /** @typedef {import('../lib/context.js').Ctx} Ctx */
@@ -38,23 +38,12 @@ export function interfacesView(ctx) {
     }
     replace(
       table,
-      stackable(
-        h(
-          'table',
-          { class: 'data' },
-          h('caption', { id: 'ifaces-caption' }, `${list.length} interface${list.length === 1 ? '' : 's'}; rates over the last ${ctx.store.stream === 'live' ? '5 s' : 'interval (the event stream is not connected)'}`),
-          h(
-            'thead',
-            {},
-            h(
-              'tr',
-              {},
-              ['Name', 'State', 'Port', 'Link', 'Socket', 'VNET_HDR', 'MTU', 'MAC', 'Received', 'Sent', 'Drops', 'Actions'].map((c) => h('th', { scope: 'col' }, c)),
-            ),
-          ),
-          h('tbody', {}, list.map((i) => row(ctx, i))),
-        ),
-      ),
+      dataTable({
+        captionId: 'ifaces-caption',
+        caption: `${list.length} interface${list.length === 1 ? '' : 's'}; rates over the last ${ctx.store.stream === 'live' ? '5 s' : 'interval (the event stream is not connected)'}`,
+        columns: ['Name', 'State', 'Port', 'Link', 'Socket', 'VNET_HDR', 'MTU', 'MAC', 'Received', 'Sent', 'Drops', 'Actions'],
+        rows: list.map((i) => row(ctx, i)),
+      }),
     );
   };
   render();
@@ -144,14 +133,9 @@ function createForm(ctx) {
   ]);
   const cpu = input('kthreadCpu', { type: 'number', min: 0, max: 4095, inputmode: 'numeric' });
   const up = input('up', { type: 'checkbox', checked: true });
-  const form = h(
-    'form',
-    { class: 'panel', novalidate: true, 'aria-labelledby': 'if-create-h' },
-    h('h2', { id: 'if-create-h' }, 'Create an interface'),
-    summary(),
-    h(
-      'div',
-      { class: 'grid' },
+  const form = formPanel(
+    { id: 'if-create-h', title: 'Create an interface', submit: 'Create interface' },
+    [
       field({ label: 'Name', control: name, field: 'body.name', hint: '1–15 letters, digits, _ . or -' }),
       field({ label: 'Port kind', control: kind, field: 'body.port.kind' }),
       field({ label: 'Port interface', control: ifname, field: 'body.port.ifname', hint: 'TAP: the device to create; packet: an existing interface' }),
@@ -161,8 +145,7 @@ function createForm(ctx) {
       field({ label: 'VNET_HDR', control: vnet, field: 'body.vnetHdr' }),
       field({ label: 'Kernel thread CPU', control: cpu, field: 'body.kthreadCpu', hint: 'optional (kthread_mode=multiple)' }),
       field({ label: 'Up after creation', control: up, field: 'body.up' }),
-    ),
-    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create interface')),
+    ],
   );
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();

@@ -3,8 +3,8 @@
 // form with NICs wired to interfaces.
 import { describe, seg } from '../lib/api.js';
 import { confirmAction } from '../lib/dialog.js';
-import { fmtTime, h, replace, stackable } from '../lib/dom.js';
-import { clearErrors, field, input, optNumber, select, showError, summary } from '../lib/forms.js';
+import { dataTable, fmtTime, h, replace } from '../lib/dom.js';
+import { clearErrors, field, formPanel, input, optNumber, select, showError } from '../lib/forms.js';
 
 /** @typedef {import('../lib/context.js').Ctx} Ctx */
 /** @typedef {import('../lib/context.js').View} View */
@@ -46,19 +46,12 @@ export function vmsView(ctx) {
     }
     replace(
       table,
-      stackable(
-        h(
-          'table',
-          { class: 'data' },
-          h('caption', { id: 'vms-caption' }, `${list.length} VM${list.length === 1 ? '' : 's'}`),
-          h(
-            'thead',
-            {},
-            h('tr', {}, ['Name', 'State', 'vCPUs', 'Memory', 'Boot', 'NICs', 'qemu', 'Actions'].map((c) => h('th', { scope: 'col' }, c))),
-          ),
-          h('tbody', {}, list.map((vm) => row(vm))),
-        ),
-      ),
+      dataTable({
+        captionId: 'vms-caption',
+        caption: `${list.length} VM${list.length === 1 ? '' : 's'}`,
+        columns: ['Name', 'State', 'vCPUs', 'Memory', 'Boot', 'NICs', 'qemu', 'Actions'],
+        rows: list.map((vm) => row(vm)),
+      }),
     );
   };
 
@@ -252,23 +245,17 @@ function createForm(ctx) {
   };
   syncNics();
 
-  const el = h(
-    'form',
-    { class: 'panel', novalidate: true, 'aria-labelledby': 'vm-create-h' },
-    h('h2', { id: 'vm-create-h' }, 'Define a VM'),
-    summary(),
-    h(
-      'div',
-      { class: 'grid' },
+  const el = formPanel(
+    { id: 'vm-create-h', title: 'Define a VM', submit: 'Define VM' },
+    [
       field({ label: 'Name', control: name, field: 'body.name', hint: '1–63 letters, digits, _ . or -' }),
       field({ label: 'vCPUs', control: vcpus, field: 'body.vcpus', hint: '1–16' }),
       field({ label: 'Memory (MiB)', control: memory, field: 'body.memoryMiB', hint: '64–65536' }),
       field({ label: 'Boot from', control: kind, field: 'body.boot.kind' }),
-    ),
+    ],
     kernelFields,
     diskFields,
     nicsBox,
-    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Define VM')),
   );
   el.addEventListener('submit', async (ev) => {
     ev.preventDefault();

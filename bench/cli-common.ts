@@ -1,0 +1,68 @@
+// What the benchmark commands share: running their --here form inside the
+// appliance VM and collecting the JSON it prints, and writing the result.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import type { ApplianceOptions } from '../qemu/appliance.js';
+import { projectRoot } from '../qemu/paths.js';
+import { reportFailure, runInterruptible } from '../qemu/vm-cli.js';
+import type { HostLoad } from './stats.js';
+
+class Collect extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.text += chunk.toString('utf8');
+    cb();
+  }
+}
+
+/**
+ * Runs `kniv bench NAME --here --json - ARGS` inside the appliance VM, Ctrl-C
+ * stopping it, its stderr to `stderr`. Returns the JSON it printed, or the
+ * status to exit with when the run failed. Status 1 inside means a problem
+ * with the figures: the result is still there.
+ */
+export async function runHereInAppliance(
+  name: string,
+  args: string[],
+  options: Omit<ApplianceOptions, 'command' | 'cwd'>,
+  stderr: Writable = process.stderr,
+): Promise<{ json: unknown } | { status: number }> {
+  const stdout = new Collect();
+  const vm = await runInterruptible(
+    { ...options, command: ['node', join(projectRoot, 'dist', 'bin', 'kniv.js'), 'bench', name, '--here', '--json', '-', ...args], cwd: projectRoot },
+    undefined,
+    { stdout, stderr },
+  );
+  if (vm.failure !== undefined || (vm.exitCode !== 0 && vm.exitCode !== 1)) {
+    reportFailure(vm);
+    process.stderr.write(`kniv bench: the run in the appliance VM failed (status ${vm.exitCode})\n`);
+    return { status: vm.exitCode === 0 || vm.exitCode === 1 ? 2 : vm.exitCode };
+  }
+  return { json: JSON.parse(stdout.text) };
+}
+
+/** This machine's CPUs and its load average then and now: measured from the host, other load is noise. */
+export const hostLoad = (loadAverageBefore: number): HostLoad => ({ cpus: cpus().length, loadAverageBefore, loadAverageAfter: loadavg()[0] ?? 0 });
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+/**
+ * With --json -: the result as JSON on stdout, nothing else. Otherwise into
+ * `json` (default bench/results/NAME-KERNEL-TIME.json), then `table`, `extra`
+ * and where the file went on stdout.
+ */
+export function writeResult(result: { startedAt: string }, json: string | undefined, name: string, kernelLabel: string, table: string, extra: string): void {
+  const text = `${JSON.stringify(result, null, 2)}\n`;
+  if (json === '-') {
+    process.stdout.write(text);
+    return;
+  }
+  const file = resolve(json ?? join(projectRoot, 'bench', 'results', `${name}-${kernelLabel}-${stamp(new Date(result.startedAt))}.json`));
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, text);
+  process.stdout.write(`\n${table}${extra}result: ${file}\n`);
+}
