@@ -1,8 +1,10 @@
 // `kniv bench vhost`: the result document's arithmetic and table, iperf3's
 // JSON read right, the options, the service's mapping of requests and
-// results, and one short real run: the appliance VM, a nested guest with its
-// NICs on KNI sockets and TAP devices, iperf3 through each. No assertion is
-// made on the speeds themselves, only that every path moved data.
+// results, and one short real run through the service: the appliance VM, a
+// nested guest with its NICs on KNI sockets and TAP devices, iperf3 through
+// each. (The command's own trip into the appliance VM is the exception-path
+// benchmark's, run for real in bench.test.ts.) No assertion is made on the
+// speeds themselves, only that every path moved data.
 import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -191,34 +193,7 @@ test("the service: a request becomes the benchmark's config, its document the AP
   t.like(result, { accel: 'tcg', kernel: '6.1.0-test', guest: { kernel: '6.1.0-test', vcpus: 1, memoryMiB: 256, bootSeconds: 120 }, durationS: 2, vhostVerified: true, interface: null });
 });
 
-test.serial('a short real run in the appliance VM: every path moves data both ways, TCP and UDP, and vhost-net carried every NIC', async (t) => {
-  t.timeout(40 * 60_000, 'the appliance VM and a nested TCG guest on a loaded machine');
-  const dir = mkdtempSync(join(tmpdir(), 'kniv-bench-vhost-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'result.json');
-  const started = Date.now();
-  const r = await runKniv(['bench', 'vhost', '--kernel', '6.1', '--seconds', '1', '--omit', '0', '--repeat', '1', '--json', file]);
-  t.log(`kniv bench vhost took ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  t.is(r.exitCode, 0, r.all);
-  const result = VhostBenchResultSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
-  t.is(result.system.where, 'appliance-vm');
-  t.deepEqual(result.config.paths, [...PATHS]);
-  t.is(result.runs.length, 4 * 2 * 2);
-  t.true(result.vhostVerified, JSON.stringify(result.vhost));
-  t.deepEqual(result.vhost.map((v) => [v.path, v.started]), PATHS.map((p) => [p, true]));
-  for (const x of result.runs) {
-    const what = `${x.path} ${x.protocol} ${x.direction}`;
-    t.true(x.mbps > 0, what);
-    t.true((x.vhostWakeups ?? 0) > 0, `${what}: the vhost-net workers woke up`);
-    if (x.protocol === 'udp') t.true((x.pps ?? 0) > 0 && (x.datagrams?.received ?? 0) > 0, what);
-    else t.not(x.retransmits, null, what);
-  }
-  t.is(result.summary.length, 16);
-  t.regex(r.stdout, /kni-vnethdr-off\s+kni-vnethdr-on\s+tap-vnethdr-on\s+tap-vnethdr-off/);
-  t.log(formatTable(result));
-});
-
-test.serial("the service runs it too: an interface with a TAP port is lent to a run, progress is followed, the result says what ran", async (t) => {
+test.serial('a short real run through the service in the appliance VM: every path moves data both ways, TCP and UDP, vhost-net carried every NIC', async (t) => {
   t.timeout(40 * 60_000, 'the appliance VM and a nested TCG guest on a loaded machine');
   const stateDir = mkdtempSync(join(tmpdir(), 'kniv-bench-svc-'));
   t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
@@ -234,13 +209,13 @@ test.serial("the service runs it too: an interface with a TAP port is lent to a 
     return { status: res.status, json: (await res.json()) as any };
   };
 
-  const created = await call('POST', '/v1/interfaces', { name: 'kvbench0', port: { kind: 'tap', ifname: 'kvbtap0' }, vnetHdr: false });
-  t.is(created.status, 201, JSON.stringify(created.json));
+  // All four paths with temporary interfaces: lending an interface to a run
+  // is covered against fake drivers (api-benchmarks); one nested guest boot
+  // is what this costs, and CI pays it once.
   const started = Date.now();
-  const post = await call('POST', '/v1/benchmarks', { interface: 'kvbench0', paths: ['kni-vnethdr-on', 'tap-vnethdr-off'], durationS: 1 });
+  const post = await call('POST', '/v1/benchmarks', { durationS: 1 });
   t.is(post.status, 202, JSON.stringify(post.json));
   const id = post.json.id as string;
-  t.like((await call('GET', '/v1/interfaces/kvbench0')).json, { vnetHdr: true, socket: { attached: true, vm: `benchmark ${id}` } });
 
   const phases = new Set<string>();
   let b: any;
@@ -251,20 +226,30 @@ test.serial("the service runs it too: an interface with a TAP port is lent to a 
     await new Promise((r) => setTimeout(r, 5000));
   }
   t.log(`the benchmark through the service took ${((Date.now() - started) / 1000).toFixed(0)} s; phases seen: ${[...phases].join(', ')}`);
-  t.is(b.state, 'succeeded', b.error);
+  t.is(b.state, 'succeeded', b.error ?? 'no error recorded');
   t.true(phases.has('measuring'), [...phases].join(', '));
   const result = BenchResultSchema.parse(b.result);
-  t.like(result, { interface: 'kvbench0', vhostVerified: true, durationS: 1, accel: kvmUsable() ? 'kvm' : 'tcg' });
+  t.like(result, { interface: null, vhostVerified: true, vhostFallback: null, durationS: 1, accel: kvmUsable() ? 'kvm' : 'tcg' });
+  t.deepEqual(result.vhostStatus.map((v) => [v.path, v.requested, v.started]), PATHS.map((p) => [p, true, true]));
   t.is(result.kernel, kernel('6.12').release);
-  t.is(result.results.length, 2 * 2 * 2);
-  for (const r of result.results) {
-    const what = `${r.path} ${r.protocol} ${r.direction}`;
-    t.true(r.mbps > 0, what);
-    if (r.protocol === 'udp') t.true((r.packetsPerSecond ?? 0) > 0, what);
+  t.is(result.results.length, PATHS.length * 2 * 2);
+  for (const path of PATHS) {
+    for (const protocol of ['tcp', 'udp'] as const) {
+      for (const direction of ['host-to-guest', 'guest-to-host'] as const) {
+        const r = result.results.find((x) => x.path === path && x.protocol === protocol && x.direction === direction);
+        const what = `${path} ${protocol} ${direction}`;
+        if (!r) {
+          t.fail(`${what} was not measured`);
+          continue;
+        }
+        t.like(r, { ...pathInfo(path), vhost: true }, what);
+        t.true(r.mbps > 0, `${what} moved data`);
+        if (protocol === 'udp') t.true((r.packetsPerSecond ?? 0) > 0, what);
+        else t.not(r.retransmits, null, what);
+      }
+    }
   }
-  t.like(result.results.find((r) => r.path === 'kni-vnethdr-on'), { backend: 'kni', vnetHdr: true, vhost: true });
-  t.like(result.results.find((r) => r.path === 'tap-vnethdr-off'), { backend: 'tap', vnetHdr: false, vhost: true });
-  t.like((await call('GET', '/v1/interfaces/kvbench0')).json, { state: 'active', vnetHdr: false, socket: { attached: false, vm: null } });
+  t.log(result.results.map((r) => `${r.path} ${r.protocol} ${r.direction}: ${r.mbps.toFixed(2)} Mbit/s${r.packetsPerSecond !== null ? `, ${r.packetsPerSecond.toFixed(0)} pkt/s` : ''}`).join('\n'));
   t.is((await call('GET', '/v1/benchmarks')).json.items[0].id, id);
 
   child.kill('SIGINT');
