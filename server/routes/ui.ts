@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { projectRoot } from '../../qemu/paths.js';
+import { EVENT_TYPES } from '../events.js';
 
 export const UI_DIR = join(projectRoot, 'server', 'ui');
 
@@ -49,6 +50,11 @@ export function loadUi(dir: string): Map<string, Asset> {
     }
   };
   walk(dir);
+  // Generated, not read: the event types the service sends (server/events.ts).
+  assets.set('lib/event-types.js', {
+    type: TYPES['.js']!,
+    body: Buffer.from(`// Written by the service from server/events.ts.\nexport const EVENT_TYPES = ${JSON.stringify(EVENT_TYPES)};\n`),
+  });
   return assets;
 }
 

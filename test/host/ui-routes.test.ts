@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { buildApp } from '../../server/app.js';
+import { EVENT_TYPES } from '../../server/events.js';
 import { loadUi, UI_CSP, UI_DIR } from '../../server/routes/ui.js';
 import { harness } from '../lib/fakes.js';
 
@@ -41,6 +42,11 @@ test('every script, style and image of the dashboard is served under /ui/ with i
       t.true(assets.has(target), `${path} imports ${m[1]}, which is not served`);
     }
   }
+  // The event types the dashboard listens for are the service's own, written by the service.
+  const types = await h.app.inject({ method: 'GET', url: '/ui/lib/event-types.js' });
+  t.is(types.statusCode, 200);
+  t.is(types.body.match(/^export const EVENT_TYPES = (\[.*\]);$/m)?.[1], JSON.stringify(EVENT_TYPES));
+  t.false(assets.has('lib/event-types.d.ts'));
   // Files that are not the dashboard's, and paths that try to leave its folder, are not served.
   for (const url of ['/ui/tsconfig.json', '/ui/../package.json', '/ui/%2e%2e/package.json', '/ui/nothing.js']) {
     const res = await h.app.inject({ method: 'GET', url });

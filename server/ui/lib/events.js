@@ -7,23 +7,11 @@
 // A stream that stays silent longer than the counters interval allows (counters
 // come every 5 s while someone listens) is taken as dead and replaced too.
 
+import { EVENT_TYPES } from './event-types.js';
+
 /** @typedef {import('./types.js').KnivEvent} KnivEvent */
 /** @typedef {'connecting' | 'live' | 'reconnecting'} StreamState */
 
-const TYPES = /** @type {const} */ ([
-  'interface.created',
-  'interface.changed',
-  'interface.deleted',
-  'interface.failed',
-  'vm.created',
-  'vm.state',
-  'vm.deleted',
-  'benchmark.started',
-  'benchmark.progress',
-  'benchmark.finished',
-  'counters',
-  'service.reconciled',
-]);
 
 const SILENCE_MS = 20_000;
 
@@ -62,7 +50,7 @@ export class EventStream {
         this.handlers.onState('reconnecting');
       }
     };
-    for (const type of TYPES) {
+    for (const type of EVENT_TYPES) {
       es.addEventListener(type, (m) => {
         this.feed();
         /** @type {KnivEvent} */
