@@ -22,6 +22,7 @@ const table: OptionsTable = {
   'run-dir': { type: 'string', value: 'DIR', help: 'keep QMP, console and logs here (default: a temporary directory)' },
   quiet: { type: 'boolean', help: 'do not copy the guest console to stdout' },
   timeout: { type: 'string', value: 'SECONDS', help: 'stop the guest after this long (exit 124)' },
+  'print-boot': { type: 'boolean', help: "print the guest image's boot (kernel, initrd, cmdline) as JSON, for a VM spec or POST /v1/vms, and exit" },
 };
 
 const USAGE = 'kniv vm guest [options]';
@@ -66,7 +67,7 @@ export async function vmGuest(argv: string[]): Promise<number> {
   const guestFlags = ['kernel', 'net', 'gateway', 'iperf', 'run'] as const;
   let spec: VmSpecInput;
   if (values.spec !== undefined) {
-    const clash = [...guestFlags, 'name', 'memory', 'cpus', 'nic'].filter((f) => values[f] !== undefined);
+    const clash = [...guestFlags, 'name', 'memory', 'cpus', 'nic', 'print-boot'].filter((f) => values[f] !== undefined);
     if (clash.length > 0) throw new UsageError(`--spec describes the whole VM; drop --${clash.join(', --')}`);
     try {
       spec = JSON.parse(readFileSync(values.spec as string, 'utf8')) as VmSpecInput;
@@ -87,6 +88,10 @@ export async function vmGuest(argv: string[]): Promise<number> {
       }),
       nics: ((values.nic as string[] | undefined) ?? []).map(parseNic),
     };
+    if (values['print-boot']) {
+      process.stdout.write(`${JSON.stringify(spec.boot)}\n`);
+      return 0;
+    }
     const memory = intOption('memory', values.memory, 64, 65536);
     const cpus = intOption('cpus', values.cpus, 1, 16);
     if (memory !== undefined) spec.memoryMiB = memory;

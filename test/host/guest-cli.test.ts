@@ -1,12 +1,13 @@
 // `kniv vm guest` as a user runs it: a real guest boot under TCG.
 import test from 'ava';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseNet, parseNic } from '../../qemu/guest-cli.js';
 import { guestCmdline } from '../../qemu/guest-image.js';
 import { isQemuWithPidfile } from '../../qemu/launcher.js';
+import { VmSpecSchema } from '../../qemu/vm-spec.js';
 import { alive, kniv, runKniv, waitFor } from '../lib/util.js';
 
 test('--nic and --net syntax', (t) => {
@@ -71,4 +72,13 @@ test('usage errors exit 2 with the field named', async (t) => {
   const clash = await runKniv(['vm', 'guest', '--spec', spec, '--iperf']);
   t.is(clash.exitCode, 2);
   t.regex(clash.stderr, /--spec describes the whole VM; drop --iperf/);
+});
+
+test('--print-boot gives the guest image as a boot for a VM spec or the REST API, and boots nothing', async (t) => {
+  const r = await runKniv(['vm', 'guest', '--print-boot', '--net', 'eth0:10.1.0.2/24', '--iperf']);
+  t.is(r.exitCode, 0, r.stderr);
+  const boot = VmSpecSchema.shape.boot.parse(JSON.parse(r.stdout));
+  t.like(boot, { kind: 'kernel', cmdline: guestCmdline({ net: [{ ifname: 'eth0', address: '10.1.0.2/24' }], iperfServer: true }) });
+  if (boot.kind !== 'kernel') return;
+  t.true(statSync(boot.kernel).isFile() && statSync(boot.initrd!).isFile());
 });
