@@ -1,7 +1,7 @@
 // The exception-path benchmark's result document: its zod schema (what the
 // JSON file holds), the medians over repeats, and the table printed for people.
 import { z } from 'zod';
-import { align, fmtPps, formatHostLoad, groupBy, HostLoadSchema, median } from './stats.js';
+import { align, fmtPps, formatHostLoad, groupBy, HostLoadSchema, median, resultHead, systemFields } from './stats.js';
 
 export const PATHS = ['kni', 'tap'] as const;
 export const DIRECTIONS = ['to-linux', 'from-linux'] as const;
@@ -128,15 +128,9 @@ export const ExceptionPathConfigSchema = z.object({
 export type ExceptionPathConfig = z.output<typeof ExceptionPathConfigSchema>;
 
 export const ExceptionPathResultSchema = z.object({
-  benchmark: z.literal('exception-path'),
-  version: z.literal(1),
-  startedAt: z.iso.datetime(),
-  seconds: z.number().min(0),
+  ...resultHead('exception-path'),
   system: z.object({
-    kernel: z.string(),
-    cpus: z.number().int().min(1),
-    cpuModel: z.string(),
-    node: z.string(),
+    ...systemFields,
     kthreadMode: z.enum(['single', 'multiple']),
     pollIntervalUs: z.number().int().nullable(),
     /** Where it ran: in the appliance VM (and its accelerator), or on this system as it is. */

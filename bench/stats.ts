@@ -17,6 +17,25 @@ export function groupBy<T>(items: T[], key: (item: T) => string): T[][] {
 }
 
 /** When run from the host into the appliance VM: the host running it, whose other load is noise. */
+/**
+ * The fields every benchmark result starts with: which benchmark, the version
+ * of its document, when it started and how long it took.
+ */
+export const resultHead = <B extends string>(benchmark: B) => ({
+  benchmark: z.literal(benchmark),
+  version: z.literal(1),
+  startedAt: z.iso.datetime(),
+  seconds: z.number().min(0),
+});
+
+/** What every result says of the system it ran on (each adds its own). */
+export const systemFields = {
+  kernel: z.string(),
+  cpus: z.number().int().min(1),
+  cpuModel: z.string(),
+  node: z.string(),
+};
+
 export const HostLoadSchema = z.object({ cpus: z.number().int().min(1), loadAverageBefore: z.number(), loadAverageAfter: z.number() });
 export type HostLoad = z.infer<typeof HostLoadSchema>;
 

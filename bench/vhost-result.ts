@@ -2,7 +2,7 @@
 // (what the JSON file holds), the medians over repeats, and the table printed
 // for people.
 import { z } from 'zod';
-import { align, fmtPps, formatHostLoad, groupBy, HostLoadSchema, median } from './stats.js';
+import { align, fmtPps, formatHostLoad, groupBy, HostLoadSchema, median, resultHead, systemFields } from './stats.js';
 
 /**
  * The guest NIC backends measured. Each is one NIC of the same guest:
@@ -120,17 +120,11 @@ export const SummarySchema = CaseSchema.extend({
 export type Summary = z.infer<typeof SummarySchema>;
 
 export const VhostBenchResultSchema = z.object({
-  benchmark: z.literal('vhost'),
-  version: z.literal(1),
-  startedAt: z.iso.datetime(),
-  /** The whole run: set-up, guest boot, every iperf3 run, teardown. */
-  seconds: z.number().min(0),
+  /** seconds: the whole run: set-up, guest boot, every iperf3 run, teardown. */
+  ...resultHead('vhost'),
   /** The system that ran the guest (the appliance VM, or this machine with --here). */
   system: z.object({
-    kernel: z.string(),
-    cpus: z.number().int().min(1),
-    cpuModel: z.string(),
-    node: z.string(),
+    ...systemFields,
     qemu: z.string().nullable(),
     iperf3: z.string().nullable(),
     kthreadMode: z.enum(['single', 'multiple']).nullable(),
