@@ -27,4 +27,11 @@
 #define KNI_SOCK_NO_SENDPAGE
 #endif
 
+/* 6.8 dropped eventfd_signal()'s count argument (it was always 1 here). */
+#ifdef KNI_HAVE_EVENTFD_SIGNAL_NOCOUNT
+#define kni_eventfd_signal(ctx)	eventfd_signal(ctx)
+#else
+#define kni_eventfd_signal(ctx)	eventfd_signal(ctx, 1)
+#endif
+
 #endif /* KNI_COMPAT_H */

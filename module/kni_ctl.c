@@ -27,12 +27,14 @@ static_assert(sizeof(struct kni_info) == 32);
 static_assert(sizeof(struct kni_create) == 280);
 static_assert(sizeof(struct kni_release) == 16);
 static_assert(sizeof(struct kni_attach) == 120);
+static_assert(sizeof(struct kni_notify) == 16);
 
 /* Serialises attach, detach and the end of an interface: kni_dev.handler, .ready. */
 static DEFINE_MUTEX(kni_attach_lock);
 static_assert(sizeof(struct kni_fifo) == 128);
 static_assert(sizeof(struct kni_buf) == KNI_BUF_HDR_SIZE);
 static_assert(sizeof(struct kni_request) == 64);
+static_assert(sizeof(struct kni_doorbell) == 128);
 
 static bool kni_all_zero(const __u32 *words, size_t n)
 {
@@ -186,6 +188,8 @@ static void kni_attach_fill(struct kni_attach *at, const struct kni_dev *kd)
 	at->resp_q_off = l->resp_q_off;
 	at->req_slots_off = l->req_slots_off;
 	at->bufs_off = l->bufs_off;
+	at->doorbell_off = l->doorbell_off;
+	at->flags = l->flags;
 }
 
 static long kni_ioctl_attach(struct kni_ctx *ctx, void __user *uarg)
@@ -293,6 +297,49 @@ static long kni_ioctl_release(struct kni_ctx *ctx, void __user *uarg)
 	return 0;
 }
 
+/*
+ * KNI_IOCTL_KICK: wake the polling thread of an interface this file created
+ * or attached. ctx->lock keeps the interface alive: it leaves the file's
+ * lists before it is destroyed.
+ */
+static long kni_ioctl_kick(struct kni_ctx *ctx, void __user *uarg)
+{
+	struct kni_release rel;
+	struct kni_dev *kd;
+
+	if (copy_from_user(&rel, uarg, sizeof(rel)))
+		return -EFAULT;
+	if (rel.size != sizeof(rel) ||
+	    !kni_all_zero(rel.reserved, ARRAY_SIZE(rel.reserved)))
+		return -EINVAL;
+
+	mutex_lock(&ctx->lock);
+	kd = __kni_ctx_find_mappable(ctx, rel.id);
+	if (kd)
+		kni_thread_kick(kd);
+	mutex_unlock(&ctx->lock);
+	return kd ? 0 : -ENOENT;
+}
+
+/* KNI_IOCTL_NOTIFY: the eventfd the kernel signals for a sleeping consumer. */
+static long kni_ioctl_notify(struct kni_ctx *ctx, void __user *uarg)
+{
+	struct kni_notify nt;
+	struct kni_dev *kd;
+	long err;
+
+	if (copy_from_user(&nt, uarg, sizeof(nt)))
+		return -EFAULT;
+	if (nt.size != sizeof(nt) || nt.reserved || nt.fd < -1)
+		return -EINVAL;
+
+	mutex_lock(&ctx->lock);
+	kd = __kni_ctx_find_mappable(ctx, nt.id);
+	err = kd ? kni_dev_set_notify(kd, nt.fd) : -ENOENT;
+	mutex_unlock(&ctx->lock);
+	return err;
+}
+
 static long kni_ctl_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct kni_ctx *ctx = file->private_data;
@@ -309,9 +356,13 @@ static long kni_ctl_ioctl(struct file *file, unsigned int cmd, unsigned long arg
 		return kni_ioctl_attach(ctx, uarg);
 	case KNI_IOCTL_DETACH:
 		return kni_ioctl_detach(ctx, uarg);
+	case KNI_IOCTL_KICK:
+		return kni_ioctl_kick(ctx, uarg);
+	case KNI_IOCTL_NOTIFY:
+		return kni_ioctl_notify(ctx, uarg);
 	}
 	/* One of ours, built against a structure of another size. */
-	if (_IOC_TYPE(cmd) == KNI_IOC_MAGIC && _IOC_NR(cmd) <= _IOC_NR(KNI_IOCTL_DETACH))
+	if (_IOC_TYPE(cmd) == KNI_IOC_MAGIC && _IOC_NR(cmd) <= _IOC_NR(KNI_IOCTL_NOTIFY))
 		return -EINVAL;
 	return -ENOTTY;
 }

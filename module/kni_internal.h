@@ -13,6 +13,7 @@
 
 #include "kni_uapi.h"
 
+struct eventfd_ctx;
 struct kni_sock;
 struct sk_buff;
 
@@ -146,6 +147,20 @@ struct kni_tx_stats {
 	u64 csum_done;		/* partial checksums completed */
 };
 
+/*
+ * struct kni_waker - where a polling thread sleeps while its interfaces have
+ * rung no doorbell. kicked is set by KNI_IOCTL_KICK (and by anything else
+ * that gives the thread new work) before waking wq; the thread clears it
+ * before it looks at the rings for the last time.
+ */
+struct kni_waker {
+	wait_queue_head_t wq;
+	bool kicked;		/* WRITE_ONCE/READ_ONCE, paired with wq's lock */
+};
+
+void kni_waker_init(struct kni_waker *w);
+void kni_waker_kick(struct kni_waker *w);
+
 /* Protected by kni_dev.req_lock. */
 struct kni_req_stats {
 	u64 sent;
@@ -176,6 +191,8 @@ struct kni_dev {
 	char fw_version[KNI_STRSIZE];
 	struct kni_create layout;	/* the answer to CREATE: sizes and offsets */
 	struct kni_ctx *owner;		/* the file that created it */
+	struct kni_doorbell *doorbell;	/* in the region: written by both sides */
+	bool doorbells;			/* created with KNI_CREATE_F_DOORBELL */
 
 	/* mutable */
 	struct kni_ctx *handler;	/* attached file or NULL; kni_attach_lock */
@@ -183,6 +200,11 @@ struct kni_dev {
 	struct list_head ctx_node;	/* kni_ctx.lock */
 	struct list_head thread_node;	/* kni_single_lock */
 	struct task_struct *thread;	/* multiple mode; set before polling starts */
+	struct kni_waker own_waker;	/* multiple mode */
+	struct kni_waker *waker;	/* the polling thread's; set before polling starts */
+
+	/* KNI_IOCTL_NOTIFY: swapped with xchg(), read under RCU. */
+	struct eventfd_ctx __rcu *notify;
 
 	/* Polling thread only: consumer of rx_q and resp_q, producer of free_q. */
 	struct kni_ring rx_q;
@@ -245,6 +267,9 @@ void kni_ctl_unlink(struct kni_dev *kd);
 struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req);
 void kni_dev_destroy(struct kni_dev *kd);
 bool kni_dev_poll(struct kni_dev *kd);
+bool kni_dev_pending(struct kni_dev *kd);
+void kni_user_wake(struct kni_dev *kd);
+int kni_dev_set_notify(struct kni_dev *kd, int fd);
 struct kni_dev *kni_dev_from_netdev(struct net_device *dev);
 void kni_net_exit(void);
 u8 *kni_buf(const struct kni_dev *kd, u32 index);
@@ -274,5 +299,6 @@ extern const struct attribute_group kni_sysfs_group;
 /* kni_thread.c */
 int kni_thread_attach(struct kni_dev *kd);
 void kni_thread_detach(struct kni_dev *kd);
+void kni_thread_kick(struct kni_dev *kd);
 
 #endif /* KNI_INTERNAL_H */

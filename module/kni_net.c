@@ -13,6 +13,7 @@
 
 #include <linux/errno.h>
 #include <linux/etherdevice.h>
+#include <linux/eventfd.h>
 #include <linux/ethtool.h>
 #include <linux/idr.h>
 #include <linux/if_vlan.h>
@@ -23,6 +24,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 
+#include "kni_compat.h"
 #include "kni_internal.h"
 
 /* Packets taken from rx_q per interface per pass. */
@@ -75,6 +77,7 @@ static u32 __kni_req_queue(struct kni_dev *kd, u32 type, u32 flags, u32 value,
 	kni_req_fill(kd, seq, type, flags, value, mac);
 	kni_ring_put(&kd->req_q, seq);
 	kni_ring_publish(&kd->req_q);
+	kni_user_wake(kd);
 	kd->req.sent++;
 	return seq;
 }
@@ -322,6 +325,58 @@ bool kni_dev_poll(struct kni_dev *kd)
 }
 
 /*
+ * Polling thread, about to sleep, after setting kernel_sleeping and a full
+ * barrier: is anything waiting on rx_q or resp_q? A FIFO whose counter is
+ * impossible counts as empty (kni_dev_poll() counts it).
+ */
+bool kni_dev_pending(struct kni_dev *kd)
+{
+	bool corrupt = false;
+
+	return kni_ring_avail(&kd->rx_q, &corrupt) ||
+	       kni_ring_avail(&kd->resp_q, &corrupt);
+}
+
+/*
+ * After publishing on tx_q or req_q: signal the eventfd userspace sleeps on,
+ * if it says it sleeps. Any context; the caller owns the FIFO it published.
+ */
+void kni_user_wake(struct kni_dev *kd)
+{
+	struct eventfd_ctx *ev;
+
+	if (!kd->doorbells)
+		return;
+	/* Pairs with userspace's fence between user_sleeping and its last look. */
+	smp_mb();
+	if (!READ_ONCE(kd->doorbell->user_sleeping))
+		return;
+	rcu_read_lock();
+	ev = rcu_dereference(kd->notify);
+	if (ev)
+		kni_eventfd_signal(ev);
+	rcu_read_unlock();
+}
+
+/* KNI_IOCTL_NOTIFY: fd is an eventfd to signal, or -1 for none. */
+int kni_dev_set_notify(struct kni_dev *kd, int fd)
+{
+	struct eventfd_ctx *ev = NULL, *old;
+
+	if (fd != -1) {
+		ev = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ev))
+			return PTR_ERR(ev);
+	}
+	old = unrcu_pointer(xchg(&kd->notify, RCU_INITIALIZER(ev)));
+	if (old) {
+		synchronize_rcu();	/* pairs with rcu_read_lock() in kni_user_wake() */
+		eventfd_ctx_put(old);
+	}
+	return 0;
+}
+
+/*
  * Egress: a frame -> buffer from alloc_q -> tx_q. The functions below are for
  * the owner of tx_q (see struct kni_dev): ndo_start_xmit, or the socket.
  */
@@ -388,6 +443,7 @@ void kni_tx_push(struct kni_dev *kd, u32 index, u32 len)
 void kni_tx_publish(struct kni_dev *kd)
 {
 	kni_ring_publish(&kd->tx_q);
+	kni_user_wake(kd);
 }
 
 static netdev_tx_t kni_start_xmit(struct sk_buff *skb, struct net_device *dev)
@@ -687,7 +743,7 @@ static int kni_check_create(struct kni_create *req)
 	static const u8 zero_mac[ETH_ALEN];
 	u32 frame_max, max_mtu;
 
-	if (req->flags & ~KNI_CREATE_F_BIND)
+	if (req->flags & ~(KNI_CREATE_F_BIND | KNI_CREATE_F_DOORBELL))
 		return -EINVAL;
 	if (!kni_str_ok(req->name, sizeof(req->name)) ||
 	    !dev_valid_name(req->name) || strchr(req->name, '%'))
@@ -750,6 +806,8 @@ static size_t kni_layout(struct kni_create *req)
 	off += req_fifo;
 	req->req_slots_off = off;
 	off += KNI_REQ_ENTRIES * sizeof(struct kni_request);
+	req->doorbell_off = off;
+	off += sizeof(struct kni_doorbell);
 	off = PAGE_ALIGN(off);
 	req->bufs_off = off;
 	/* Both factors are bounded by KNI_BUF_MAX_*: no overflow in size_t. */
@@ -824,6 +882,8 @@ struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req)
 	kd->bind = req->flags & KNI_CREATE_F_BIND;
 	kd->bufs = mem->base + req->bufs_off;
 	kd->req_slots = mem->base + req->req_slots_off;
+	kd->doorbell = mem->base + req->doorbell_off;
+	kd->doorbells = req->flags & KNI_CREATE_F_DOORBELL;
 	strscpy(kd->drv_name, req->drv_name, sizeof(kd->drv_name));
 	strscpy(kd->drv_version, req->drv_version, sizeof(kd->drv_version));
 	strscpy(kd->bus_info, req->bus_info, sizeof(kd->bus_info));
@@ -899,6 +959,8 @@ void kni_dev_destroy(struct kni_dev *kd)
 	kni_sock_kill(kd);
 	kni_req_kill(kd);
 	unregister_netdev(dev);
+	/* Nothing produces on tx_q or req_q any more: no kni_user_wake() left. */
+	kni_dev_set_notify(kd, -1);
 	free_netdev(dev);
 	ida_free(&kni_ida, id);
 	kni_mem_put(mem);

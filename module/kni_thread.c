@@ -3,8 +3,11 @@
  * Kernel threads that poll the interfaces: one for all of them
  * (kthread_mode=single) or one per interface (kthread_mode=multiple).
  * A thread sleeps poll_interval_us..2*poll_interval_us between passes that
- * found nothing to do, and never longer, so that responses to control
- * requests are seen within a bounded time.
+ * found nothing to do. After KNI_IDLE_PASSES such passes in a row, a thread
+ * whose interfaces all have doorbells (KNI_CREATE_F_DOORBELL) sleeps until
+ * one is rung instead (struct kni_doorbell in kni_uapi.h), so an idle
+ * interface costs no CPU; any other thread keeps polling, so that responses
+ * to control requests are seen within a bounded time.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -17,6 +20,8 @@
 
 /* Busy passes in a row before a thread sleeps anyway. */
 #define KNI_BUSY_PASSES		64
+/* Idle passes in a row (each poll_interval_us or more) before it may sleep for good. */
+#define KNI_IDLE_PASSES		32
 
 atomic_t kni_live_threads = ATOMIC_INIT(0);
 
@@ -30,30 +35,122 @@ static DEFINE_MUTEX(kni_single_ctl_lock);	/* kni_single_thread, start/stop */
 static DEFINE_MUTEX(kni_single_lock);		/* kni_single_list */
 static LIST_HEAD(kni_single_list);
 static struct task_struct *kni_single_thread;
+static struct kni_waker kni_single_waker = {
+	.wq = __WAIT_QUEUE_HEAD_INITIALIZER(kni_single_waker.wq),
+};
 
-static void kni_thread_pause(bool busy, unsigned int *busy_passes)
+void kni_waker_init(struct kni_waker *w)
 {
-	if (busy && ++*busy_passes < KNI_BUSY_PASSES) {
-		cond_resched();
-		return;
+	init_waitqueue_head(&w->wq);
+	w->kicked = false;
+}
+
+void kni_waker_kick(struct kni_waker *w)
+{
+	WRITE_ONCE(w->kicked, true);
+	wake_up_interruptible(&w->wq);
+}
+
+/* Ring kd's kernel doorbell: KNI_IOCTL_KICK. */
+void kni_thread_kick(struct kni_dev *kd)
+{
+	kni_waker_kick(kd->waker);
+}
+
+/* What a polling thread knows between passes. */
+struct kni_pace {
+	unsigned int busy_passes;
+	unsigned int idle_passes;
+};
+
+/* After a pass: true if the thread may try to sleep until a doorbell rings. */
+static bool kni_thread_pause(struct kni_pace *p, bool busy)
+{
+	if (busy) {
+		p->idle_passes = 0;
+		if (++p->busy_passes < KNI_BUSY_PASSES) {
+			cond_resched();
+			return false;
+		}
+	} else if (++p->idle_passes >= KNI_IDLE_PASSES) {
+		return true;
 	}
-	*busy_passes = 0;
+	p->busy_passes = 0;
 	usleep_range(kni_poll_interval_us, 2 * kni_poll_interval_us);
+	return false;
+}
+
+static void kni_doorbell_set(struct kni_dev *kd, u32 sleeping)
+{
+	WRITE_ONCE(kd->doorbell->kernel_sleeping, sleeping);
+}
+
+/*
+ * Announce the sleep on every interface of @list (linked by thread_node) and
+ * take a last look at their FIFOs. True if the thread may sleep: every one
+ * has doorbells and none has work. Called with the list stable. The waker's
+ * kicked flag is cleared first, so a kick from now on ends the sleep.
+ */
+static bool kni_sleep_prepare(struct kni_waker *w, struct list_head *list)
+{
+	struct kni_dev *kd;
+	bool ok = true;
+
+	WRITE_ONCE(w->kicked, false);
+	list_for_each_entry(kd, list, thread_node) {
+		if (!kd->doorbells)
+			return false;
+		kni_doorbell_set(kd, 1);
+	}
+	/* Pairs with the producer's fence between publishing and reading kernel_sleeping. */
+	smp_mb();
+	list_for_each_entry(kd, list, thread_node)
+		ok = ok && !kni_dev_pending(kd);
+	return ok;
+}
+
+static void kni_sleep_end(struct list_head *list)
+{
+	struct kni_dev *kd;
+
+	list_for_each_entry(kd, list, thread_node)
+		if (kd->doorbells)
+			kni_doorbell_set(kd, 0);
+}
+
+/* Sleep until kicked (or stopped); kthread_stop() wakes the task itself. */
+static void kni_sleep(struct kni_waker *w)
+{
+	wait_event_interruptible(w->wq, READ_ONCE(w->kicked) || kthread_should_stop());
 }
 
 static int kni_thread_single_fn(void *unused)
 {
-	unsigned int busy_passes = 0;
+	struct kni_pace pace = {};
 
 	while (!kthread_should_stop()) {
 		struct kni_dev *kd;
-		bool busy = false;
+		bool busy = false, sleep;
 
 		mutex_lock(&kni_single_lock);
 		list_for_each_entry(kd, &kni_single_list, thread_node)
 			busy |= kni_dev_poll(kd);
 		mutex_unlock(&kni_single_lock);
-		kni_thread_pause(busy, &busy_passes);
+		if (!kni_thread_pause(&pace, busy))
+			continue;
+
+		mutex_lock(&kni_single_lock);
+		sleep = kni_sleep_prepare(&kni_single_waker, &kni_single_list);
+		mutex_unlock(&kni_single_lock);
+		/* An interface added meanwhile kicks: attach rings the doorbell. */
+		if (sleep)
+			kni_sleep(&kni_single_waker);
+		mutex_lock(&kni_single_lock);
+		kni_sleep_end(&kni_single_list);
+		mutex_unlock(&kni_single_lock);
+		pace.idle_passes = 0;
+		if (!sleep)
+			usleep_range(kni_poll_interval_us, 2 * kni_poll_interval_us);
 	}
 	return 0;
 }
@@ -61,10 +158,22 @@ static int kni_thread_single_fn(void *unused)
 static int kni_thread_dev_fn(void *arg)
 {
 	struct kni_dev *kd = arg;
-	unsigned int busy_passes = 0;
+	struct kni_pace pace = {};
+	LIST_HEAD(one);
 
-	while (!kthread_should_stop())
-		kni_thread_pause(kni_dev_poll(kd), &busy_passes);
+	/* A list of one, for kni_sleep_prepare(); thread_node is unused in this mode. */
+	list_add(&kd->thread_node, &one);
+	while (!kthread_should_stop()) {
+		if (!kni_thread_pause(&pace, kni_dev_poll(kd)))
+			continue;
+		if (kni_sleep_prepare(kd->waker, &one))
+			kni_sleep(kd->waker);
+		else
+			usleep_range(kni_poll_interval_us, 2 * kni_poll_interval_us);
+		kni_sleep_end(&one);
+		pace.idle_passes = 0;
+	}
+	list_del_init(&kd->thread_node);
 	return 0;
 }
 
@@ -98,6 +207,8 @@ int kni_thread_attach(struct kni_dev *kd)
 	struct task_struct *t;
 
 	if (kni_kthread_mode == KNI_KTHREAD_MULTIPLE) {
+		kni_waker_init(&kd->own_waker);
+		kd->waker = &kd->own_waker;
 		t = kni_thread_start(kni_thread_dev_fn, kd, kd->netdev->name, kd);
 		if (IS_ERR(t))
 			return PTR_ERR(t);
@@ -105,6 +216,7 @@ int kni_thread_attach(struct kni_dev *kd)
 		return 0;
 	}
 
+	kd->waker = &kni_single_waker;
 	mutex_lock(&kni_single_ctl_lock);
 	if (!kni_single_thread) {
 		t = kni_thread_start(kni_thread_single_fn, NULL, "single", kd);
@@ -117,6 +229,8 @@ int kni_thread_attach(struct kni_dev *kd)
 	mutex_lock(&kni_single_lock);
 	list_add_tail(&kd->thread_node, &kni_single_list);
 	mutex_unlock(&kni_single_lock);
+	/* The thread may be asleep on the others' doorbells: it must see this one. */
+	kni_waker_kick(&kni_single_waker);
 	mutex_unlock(&kni_single_ctl_lock);
 	return 0;
 }

@@ -36,7 +36,7 @@
 #include <linux/types.h>
 
 #define KNI_DEVICE_PATH		"/dev/kni"
-#define KNI_ABI_VERSION		3
+#define KNI_ABI_VERSION		4
 
 /* Values of the kthread_mode module parameter, as reported by KNI_IOCTL_INFO. */
 #define KNI_KTHREAD_SINGLE	0
@@ -68,6 +68,7 @@ struct kni_info {
 
 /* struct kni_create.flags */
 #define KNI_CREATE_F_BIND	0x00000001u	/* bind the kernel thread to .cpu */
+#define KNI_CREATE_F_DOORBELL	0x00000002u	/* doorbells: see struct kni_doorbell */
 
 /*
  * struct kni_create - argument of KNI_IOCTL_CREATE
@@ -109,7 +110,8 @@ struct kni_create {
 	__u32 resp_q_off;
 	__u32 req_slots_off;		/* KNI_REQ_ENTRIES struct kni_request */
 	__u32 bufs_off;			/* buf_count buffers of buf_size bytes */
-	__u32 reserved[8];		/* in: zero; out: zero */
+	__u32 doorbell_off;		/* out: struct kni_doorbell */
+	__u32 reserved[7];		/* in: zero; out: zero */
 };
 
 /* struct kni_release - argument of KNI_IOCTL_RELEASE */
@@ -148,7 +150,9 @@ struct kni_attach {
 	__u32 resp_q_off;
 	__u32 req_slots_off;
 	__u32 bufs_off;
-	__u32 reserved[8];		/* in: zero; out: zero */
+	__u32 doorbell_off;		/* out */
+	__u32 flags;			/* out: the creator's KNI_CREATE_F_* */
+	__u32 reserved[6];		/* in: zero; out: zero */
 };
 
 #define KNI_IOC_MAGIC		0xCE
@@ -158,6 +162,29 @@ struct kni_attach {
 #define KNI_IOCTL_ATTACH	_IOWR(KNI_IOC_MAGIC, 0x03, struct kni_attach)
 /* kni_release.id is an id this file attached to */
 #define KNI_IOCTL_DETACH	_IOWR(KNI_IOC_MAGIC, 0x04, struct kni_release)
+/*
+ * Ring the kernel's doorbell of interface kni_release.id (created or attached
+ * by this file): its polling thread wakes up. -ENOENT for any other id.
+ */
+#define KNI_IOCTL_KICK		_IOWR(KNI_IOC_MAGIC, 0x05, struct kni_release)
+
+/*
+ * struct kni_notify - argument of KNI_IOCTL_NOTIFY
+ *
+ * Registers an eventfd that the kernel signals after it produces on tx_q or
+ * req_q of interface id while kni_doorbell.user_sleeping is non-zero; fd -1
+ * removes it. One eventfd per interface: the last NOTIFY wins. Any file that
+ * created or attached the interface may set it; one eventfd may serve many
+ * interfaces. It stays registered until replaced or the interface is gone.
+ */
+struct kni_notify {
+	__u32 size;		/* in: sizeof(struct kni_notify) */
+	__u32 id;		/* in: an interface this file created or attached */
+	__s32 fd;		/* in: an eventfd, or -1 */
+	__u32 reserved;		/* in: zero */
+};
+
+#define KNI_IOCTL_NOTIFY	_IOWR(KNI_IOC_MAGIC, 0x06, struct kni_notify)
 
 /*
  * struct kni_fifo - a single-producer single-consumer ring in the region
@@ -241,6 +268,36 @@ struct kni_request {
 	__u8 pad[2];
 	__s32 result;		/* user */
 	__u32 reserved[9];
+};
+
+/*
+ * struct kni_doorbell - sleeping and waking, at doorbell_off in the region
+ *
+ * Only for an interface created with KNI_CREATE_F_DOORBELL; without it the
+ * kernel thread polls at poll_interval_us for as long as the interface lives
+ * and never signals an eventfd.
+ *
+ * Kernel side. After a while without work the polling thread sets
+ * kernel_sleeping, issues a full barrier, looks at rx_q and resp_q once more
+ * and, if both are empty, sleeps until KNI_IOCTL_KICK. A producer on rx_q or
+ * resp_q therefore publishes write, issues a full barrier (seq_cst fence),
+ * reads kernel_sleeping, and kicks if it is non-zero. One of the two always
+ * sees the other's store, so no frame or answer waits for a kick that never
+ * comes. In kthread_mode=single the thread sleeps only while every interface
+ * it serves has doorbells.
+ *
+ * User side, mirrored. The consumer of tx_q and req_q sets user_sleeping,
+ * issues a full barrier, looks at tx_q and req_q once more and, if both are
+ * empty, waits on the eventfd registered with KNI_IOCTL_NOTIFY. The kernel
+ * publishes write, issues a full barrier, reads user_sleeping, and signals
+ * the eventfd if it is non-zero. The kernel never trusts user_sleeping for
+ * anything but whether to signal; userspace clears it when it wakes.
+ */
+struct kni_doorbell {
+	__u32 kernel_sleeping;	/* written by the kernel only */
+	__u32 pad0[15];
+	__u32 user_sleeping;	/* written by userspace only */
+	__u32 pad1[15];
 };
 
 #endif /* KNI_UAPI_H */
