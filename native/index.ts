@@ -10,6 +10,10 @@ interface RawStats {
   toKernelPackets: number; toKernelBytes: number; toPortPackets: number; toPortBytes: number;
   dropNoBuffer: number; dropRxFull: number; dropTooBig: number; dropPortError: number;
   badBuffer: number; portErrors: number; requests: number;
+  /** Times the data plane slept until the port or the kernel woke it. */
+  sleeps: number;
+  /** Doorbells rung: the kernel thread was asleep when a frame or an answer was queued. */
+  kernelKicks: number;
 }
 interface RawInterface {
   id: number; name: string; ifindex: number; mac: Buffer; mtu: number; minMtu: number; maxMtu: number;

@@ -64,6 +64,8 @@ const DATAPLANE: [keyof Counters['dataPlane'], string][] = [
   ['badBuffer', 'Invalid buffers seen from the kernel.'],
   ['portErrors', 'Receive errors on the port.'],
   ['requests', 'Control requests and notifications handled.'],
+  ['sleeps', 'Times the data plane slept until the port or the kernel woke it.'],
+  ['kernelKicks', "Doorbells rung: kni.ko's thread was asleep when work was queued for it."],
 ];
 
 const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

@@ -104,6 +104,8 @@ export const CountersSchema = z.object({
     badBuffer: z.number(),
     portErrors: z.number(),
     requests: z.number(),
+    sleeps: z.number(),
+    kernelKicks: z.number(),
   }),
 });
 export type Counters = z.infer<typeof CountersSchema>;

@@ -130,7 +130,9 @@ class InterfaceWrap : public Napi::ObjectWrap<InterfaceWrap> {
                                 {"dropPortError", s.drop_port_error},
                                 {"badBuffer", s.bad_buffer},
                                 {"portErrors", s.port_errors},
-                                {"requests", s.requests}});
+                                {"requests", s.requests},
+                                {"sleeps", s.sleeps},
+                                {"kernelKicks", s.kernel_kicks}});
   }
 };
 Napi::FunctionReference InterfaceWrap::ctor;

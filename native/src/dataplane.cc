@@ -16,6 +16,8 @@ constexpr uint32_t kBurst = 64;
 
 DataPlane::DataPlane(std::vector<Link> links, Post post, int32_t default_result, unsigned idle_us, int cpu)
     : links_(std::move(links)), post_(std::move(post)), default_result_(default_result), idle_us_(idle_us), cpu_(cpu) {
+  // The kernel signals our waker for tx_q and req_q while we sleep.
+  for (auto& l : links_) l.iface->SetNotify(waker_.fd());
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -23,8 +25,12 @@ DataPlane::~DataPlane() { Stop(); }
 
 void DataPlane::Stop() {
   stop_.store(true, std::memory_order_relaxed);
+  waker_.Wake();
   if (thread_.joinable()) thread_.join();
-  for (auto& l : links_) l.iface->busy.store(false);
+  for (auto& l : links_) {
+    if (l.iface->busy.load()) l.iface->SetNotify(-1);
+    l.iface->busy.store(false);
+  }
 }
 
 // One pass over one link; true if it moved anything.
@@ -120,7 +126,10 @@ bool DataPlane::Service(Link& l) {
     Add(s.to_kernel_packets, 1);
     Add(s.to_kernel_bytes, static_cast<uint64_t>(n));
   }
-  if (queued) k.rx.Publish();
+  if (queued) {
+    k.rx.Publish();
+    k.KickKernel();
+  }
 
   // req_q: control requests go to JS, or get the default answer.
   if (uint32_t n = k.req.Avail()) {
@@ -149,11 +158,30 @@ void DataPlane::Run() {
     if (l.port->fd() >= 0) fds.push_back({l.port->fd(), POLLIN, 0});
   // When nothing moved the wait ends when a port has a frame, or after a
   // little while for the kernel side (its FIFOs cannot be polled).
-  RunPacketLoop("kniv-dataplane", cpu_, std::move(fds), idle_us_, stop_, [this] {
-    bool work = false;
-    for (auto& l : links_) work |= Service(l);
-    return work;
-  });
+  RunPacketLoop(
+      "kniv-dataplane", cpu_, std::move(fds), idle_us_, stop_, waker_,
+      [this] {
+        bool work = false;
+        for (auto& l : links_) work |= Service(l);
+        return work;
+      },
+      // Sleep only if every source of work wakes us: ports by their fds
+      // (a generator has none), the kernel through the doorbell.
+      [this] {
+        for (auto& l : links_) {
+          if (l.port->Pending()) return false;
+          l.iface->SetUserSleeping(true);
+        }
+        // Pairs with the kernel's smp_mb() between publishing and reading user_sleeping.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        for (auto& l : links_)
+          if (l.iface->Pending()) return false;
+        for (auto& l : links_) Add(l.iface->stats.sleeps, 1);
+        return true;
+      },
+      [this] {
+        for (auto& l : links_) l.iface->SetUserSleeping(false);
+      });
 }
 
 }  // namespace kniv

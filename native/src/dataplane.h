@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "iface.h"
+#include "packet_thread.h"
 #include "port.h"
 
 namespace kniv {
@@ -40,6 +41,7 @@ class DataPlane {
   unsigned idle_us_;
   int cpu_;
   std::atomic<bool> stop_{false};
+  Waker waker_;
   std::thread thread_;
 };
 

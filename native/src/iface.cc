@@ -10,6 +10,8 @@
 namespace kniv {
 
 Interface* Interface::Create(std::shared_ptr<ControlFd> ctl, kni_create* req, int* err, const char** syscall) {
+  // Every interface of this addon rings doorbells, so an idle one costs no CPU.
+  req->flags |= KNI_CREATE_F_DOORBELL;
   if (ctl->Ioctl(KNI_IOCTL_CREATE, req) < 0) {
     *err = errno;
     *syscall = "ioctl";
@@ -31,6 +33,7 @@ Interface* Interface::Create(std::shared_ptr<ControlFd> ctl, kni_create* req, in
   i->info_ = *req;
   i->region_ = static_cast<uint8_t*>(mem);
   uint8_t* r = i->region_;
+  i->db_ = reinterpret_cast<kni_doorbell*>(r + req->doorbell_off);
   i->rx = Ring(r, req->rx_q_off, req->fifo_entries);
   i->tx = Ring(r, req->tx_q_off, req->fifo_entries);
   i->alloc = Ring(r, req->alloc_q_off, req->fifo_entries);
@@ -82,7 +85,28 @@ int Interface::Respond(uint32_t seq, int32_t result) {
   if (resp_.Space() == 0) return -ENOBUFS;
   resp_.Put(seq);
   resp_.Publish();  // the result store above is ordered before this release
+  KickKernel();
   return 0;
+}
+
+void Interface::KickKernel() {
+  // Pairs with the kernel's smp_mb() between kernel_sleeping and its last look at the FIFOs.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (__atomic_load_n(&db_->kernel_sleeping, __ATOMIC_RELAXED) == 0) return;
+  kni_release rel{};
+  rel.size = sizeof(rel);
+  rel.id = info_.id;
+  // Fails only once the interface is gone, when nobody needs waking.
+  if (ctl_->Ioctl(KNI_IOCTL_KICK, &rel) == 0) stats.kernel_kicks.fetch_add(1, std::memory_order_relaxed);
+}
+
+int Interface::SetNotify(int fd) {
+  if (released_) return -ENODEV;
+  kni_notify n{};
+  n.size = sizeof(n);
+  n.id = info_.id;
+  n.fd = fd;
+  return ctl_->Ioctl(KNI_IOCTL_NOTIFY, &n) < 0 && errno != EBADF ? -errno : 0;
 }
 
 }  // namespace kniv

@@ -32,6 +32,8 @@ struct Stats {
   std::atomic<uint64_t> bad_buffer{0};       // invalid index or header from the kernel side
   std::atomic<uint64_t> port_errors{0};      // receive errors on the port
   std::atomic<uint64_t> requests{0};         // control requests seen on req_q
+  std::atomic<uint64_t> sleeps{0};           // times the data plane slept until woken
+  std::atomic<uint64_t> kernel_kicks{0};     // KNI_IOCTL_KICKs: the kernel thread was asleep
 };
 
 // The /dev/kni descriptor. Close() closes it at once (the kernel then removes
@@ -81,6 +83,8 @@ class Interface {
   int Release();
   // Answer request seq (0 accepts, -errno refuses). -errno or 0.
   int Respond(uint32_t seq, int32_t result);
+  // The eventfd the kernel signals while user_sleeping is set (-1: none). -errno or 0.
+  int SetNotify(int fd);
 
   const kni_create& info() const { return info_; }
   bool released() const { return released_; }
@@ -91,6 +95,14 @@ class Interface {
   Ring rx, tx, alloc, free, req;
   std::vector<uint32_t> pool;  // free buffer indices
   bool ReadRequest(uint32_t seq, Request* out);
+  // After publishing rx_q (or resp_q): ring the kernel's doorbell if its
+  // thread sleeps (struct kni_doorbell). Any thread.
+  void KickKernel();
+  // Doorbell, user side: announce or end a sleep. After announcing, the
+  // caller fences and looks at Pending() once more before it sleeps.
+  void SetUserSleeping(bool on) { __atomic_store_n(&db_->user_sleeping, on ? 1u : 0u, __ATOMIC_RELAXED); }
+  // Work on the FIFOs this side consumes (free_q, tx_q, req_q).
+  bool Pending() { return free.Avail() || tx.Avail() || req.Avail(); }
 
   std::atomic<bool> busy{false};         // a data plane is attached
   std::atomic<bool> js_handles{false};   // JS decides requests; else the default answers
@@ -101,6 +113,7 @@ class Interface {
   std::shared_ptr<ControlFd> ctl_;
   kni_create info_{};
   uint8_t* region_ = nullptr;
+  kni_doorbell* db_ = nullptr;
   bool released_ = false;
   std::mutex resp_mu_;  // resp_q has two producers: JS handlers and the default policy
   Ring resp_;

@@ -137,6 +137,7 @@ class GeneratorPort : public Port {
   }
   int Send(const uint8_t*, size_t) override { return 0; }  // the sink: counted by the caller
   bool Holds() const override { return true; }
+  bool Pending() const override { return count_ == 0 || sent_ < count_; }
 
  private:
   std::vector<uint8_t> frame_;

@@ -31,6 +31,9 @@ class Port {
   // reading it to count a drop, so the generator runs at the rate the path
   // takes frames rather than at the rate they can be thrown away.
   virtual bool Holds() const { return false; }
+  // Frames will come that no readable fd announces (a generator): whoever
+  // reads this port must not sleep.
+  virtual bool Pending() const { return false; }
 };
 
 // AF_PACKET socket bound to a host interface (a NIC or a veth), promiscuous,

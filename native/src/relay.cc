@@ -24,6 +24,7 @@ Relay::~Relay() { Stop(); }
 // Joins the thread and closes both ports; the counters stay readable.
 void Relay::Stop() {
   stop_.store(true, std::memory_order_relaxed);
+  waker_.Wake();
   if (thread_.joinable()) thread_.join();
   a_.reset();
   b_.reset();
@@ -57,13 +58,15 @@ void Relay::Run() {
   std::vector<pollfd> fds;
   for (Port* p : {a_.get(), b_.get()})
     if (p->fd() >= 0) fds.push_back({p->fd(), POLLIN, 0});
-  // Both sides are ports, so unlike a data plane the idle wait ends as soon
-  // as a frame arrives.
-  RunPacketLoop("kniv-relay", cpu_, std::move(fds), idle_us_, stop_, [this] {
-    bool work = Forward(*a_, *b_, a_to_b);
-    work |= Forward(*b_, *a_, b_to_a);
-    return work;
-  });
+  // Both sides are ports: their fds wake a sleep, unless one is a generator.
+  RunPacketLoop(
+      "kniv-relay", cpu_, std::move(fds), idle_us_, stop_, waker_,
+      [this] {
+        bool work = Forward(*a_, *b_, a_to_b);
+        work |= Forward(*b_, *a_, b_to_a);
+        return work;
+      },
+      [this] { return !a_->Pending() && !b_->Pending(); }, [] {});
 }
 
 }  // namespace kniv

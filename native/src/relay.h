@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "packet_thread.h"
 #include "port.h"
 
 namespace kniv {
@@ -42,6 +43,7 @@ class Relay {
   int cpu_;
   std::vector<uint8_t> buf_;
   std::atomic<bool> stop_{false};
+  Waker waker_;
   std::thread thread_;
 };
 

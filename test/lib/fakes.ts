@@ -78,6 +78,8 @@ export class FakeHandle implements KniHandle {
         badBuffer: 0,
         portErrors: 0,
         requests: 0,
+        sleeps: 0,
+        kernelKicks: 0,
       },
     };
   }
@@ -343,7 +345,7 @@ export class FakeBench implements BenchRunner {
 
 export const fakeProbe = (): SystemProbe => ({
   kernel: '6.1.0-99-amd64',
-  kni: { loaded: true, abiVersion: 3, kthreadMode: 'single', parameters: { kthread_mode: 'single' } },
+  kni: { loaded: true, abiVersion: 4, kthreadMode: 'single', parameters: { kthread_mode: 'single' } },
   kvm: false,
   vhostNet: true,
   qemu: { available: true, version: '7.2.0' },
@@ -394,7 +396,7 @@ export async function harness(t: ExecutionContext, o: HarnessOptions = {}): Prom
   const { token } = loadOrCreateToken(statePaths(stateDir).token);
   const app = buildApp(
     { token, logger, version: '0.1.0-test', bodyLimit: o.bodyLimit, heartbeatMs: o.heartbeatMs },
-    { system: () => ({ kernel: '6.1.0-99-amd64', kni: { loaded: true, abiVersion: 3, kthreadMode: 'single' }, kvm: false, vhostNet: true }), service },
+    { system: () => ({ kernel: '6.1.0-99-amd64', kni: { loaded: true, abiVersion: 4, kthreadMode: 'single' }, kvm: false, vhostNet: true }), service },
   );
   let closed = false;
   t.teardown(async () => {
