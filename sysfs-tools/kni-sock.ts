@@ -14,7 +14,7 @@ import { closeFd, disableSocket, enableSocket, isKniSocketInterface, kniSocketIn
 /** The descriptor number the command gets the socket on. */
 export const CHILD_FD = 3;
 
-const SUMMARY = `Controls the vhost-net socket of KNI interfaces (kni.ko ABI 3).
+const SUMMARY = `Controls the vhost-net socket of KNI interfaces (kni.ko ABI 4).
 
   exec <ifname> -- <command...>   enable the socket, run the command with it as fd ${CHILD_FD}
                                   ("{fd}" in its arguments becomes ${CHILD_FD}), detach it when

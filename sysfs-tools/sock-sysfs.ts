@@ -18,7 +18,7 @@ export interface SocketStatus {
   vnetHdr: boolean;
 }
 
-/** Whether `ifname` is a KNI interface with a socket (ABI 3 attributes present). */
+/** Whether `ifname` is a KNI interface with a socket (ABI 4 attributes present). */
 export function isKniSocketInterface(ifname: string): boolean {
   try {
     readFileSync(join(NET, ifname, 'sock_en'));

@@ -34,7 +34,7 @@ test.serial('kni.ko is loaded at boot and registers /dev/kni, root only', (t) =>
   const st = statSync('/dev/kni');
   t.true(st.isCharacterDevice());
   t.is(st.mode & 0o777, 0o600);
-  t.like(moduleInfo(), { abiVersion: 3, kthreadMode: 'single', interfaces: 0, sharedMemoryBytes: 0 });
+  t.like(moduleInfo(), { abiVersion: 4, kthreadMode: 'single', interfaces: 0, sharedMemoryBytes: 0 });
 });
 
 test.serial('kthread_mode is shown in sysfs and cannot be changed after load', (t) => {
