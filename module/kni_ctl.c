@@ -253,17 +253,27 @@ static long kni_ioctl_attach(struct kni_ctx *ctx, void __user *uarg)
 	return 0;
 }
 
+/* Copy in and check the struct kni_release of RELEASE, DETACH and KICK. */
+static long kni_copy_release(struct kni_release *rel, void __user *uarg)
+{
+	if (copy_from_user(rel, uarg, sizeof(*rel)))
+		return -EFAULT;
+	if (rel->size != sizeof(*rel) ||
+	    !kni_all_zero(rel->reserved, ARRAY_SIZE(rel->reserved)))
+		return -EINVAL;
+	return 0;
+}
+
 static long kni_ioctl_detach(struct kni_ctx *ctx, void __user *uarg)
 {
 	struct kni_link *link = NULL;
 	struct kni_release rel;
 	struct kni_dev *kd;
+	long err;
 
-	if (copy_from_user(&rel, uarg, sizeof(rel)))
-		return -EFAULT;
-	if (rel.size != sizeof(rel) ||
-	    !kni_all_zero(rel.reserved, ARRAY_SIZE(rel.reserved)))
-		return -EINVAL;
+	err = kni_copy_release(&rel, uarg);
+	if (err)
+		return err;
 
 	mutex_lock(&kni_attach_lock);
 	kd = kni_find_attached(ctx, rel.id);
@@ -278,12 +288,11 @@ static long kni_ioctl_release(struct kni_ctx *ctx, void __user *uarg)
 {
 	struct kni_release rel;
 	struct kni_dev *kd;
+	long err;
 
-	if (copy_from_user(&rel, uarg, sizeof(rel)))
-		return -EFAULT;
-	if (rel.size != sizeof(rel) ||
-	    !kni_all_zero(rel.reserved, ARRAY_SIZE(rel.reserved)))
-		return -EINVAL;
+	err = kni_copy_release(&rel, uarg);
+	if (err)
+		return err;
 
 	mutex_lock(&ctx->lock);
 	kd = __kni_ctx_find(ctx, rel.id);
@@ -306,12 +315,11 @@ static long kni_ioctl_kick(struct kni_ctx *ctx, void __user *uarg)
 {
 	struct kni_release rel;
 	struct kni_dev *kd;
+	long err;
 
-	if (copy_from_user(&rel, uarg, sizeof(rel)))
-		return -EFAULT;
-	if (rel.size != sizeof(rel) ||
-	    !kni_all_zero(rel.reserved, ARRAY_SIZE(rel.reserved)))
-		return -EINVAL;
+	err = kni_copy_release(&rel, uarg);
+	if (err)
+		return err;
 
 	mutex_lock(&ctx->lock);
 	kd = __kni_ctx_find_mappable(ctx, rel.id);
