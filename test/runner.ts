@@ -1,8 +1,6 @@
-// `kniv test` (what `npm test` runs): the host suite and the VM suite inside
-// the appliance VM once per kernel, one VM per suite, up to --jobs suites at
-// a time. Reads each suite's TAP, prints it readably (a suite that runs beside
-// others is printed whole when it ends) and ends with one summary.
-import { availableParallelism } from 'node:os';
+// `kniv test` (what `npm test` runs): the host suite, then the VM suite inside
+// the appliance VM once per kernel, one VM per suite. Reads each suite's TAP,
+// prints it readably and ends with one summary.
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { join } from 'node:path';
@@ -18,25 +16,7 @@ const table: OptionsTable = {
   vm: { type: 'boolean', help: 'run only the VM suites' },
   kernel: { type: 'string', multiple: true, value: '6.1|6.12', help: 'VM suites on this kernel only' },
   match: { type: 'string', multiple: true, value: 'PATTERN', help: "only tests whose title matches (ava's --match)" },
-  jobs: { type: 'string', value: 'N', help: 'suites run at the same time (default: 2 with 2 or more CPUs, else 1)' },
 };
-
-/** Keeps what a suite prints while it runs beside others. */
-class Collector extends Writable {
-  private readonly chunks: Buffer[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.chunks.push(Buffer.from(chunk));
-    cb();
-  }
-  flushTo(out: NodeJS.WritableStream): void {
-    for (const c of this.chunks.splice(0)) out.write(c);
-  }
-}
-
-interface Output {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-}
 
 /** Counts and pretty-prints the TAP stream of one ava run. */
 export class TapReport extends Writable {
@@ -105,21 +85,20 @@ function avaArgs(dir: 'host' | 'vm', match: string[]): string[] {
   ];
 }
 
-async function hostGroup(match: string[], out: Output): Promise<GroupResult> {
+async function hostGroup(match: string[]): Promise<GroupResult> {
   const started = Date.now();
-  out.stdout.write('\n== host\n');
-  const report = new TapReport(out.stdout);
+  process.stdout.write('\n== host\n');
+  const report = new TapReport(process.stdout);
   const child = execa('node', avaArgs('host', match), {
     cwd: projectRoot,
     reject: false,
     buffer: false,
     stdin: 'ignore',
     stdout: 'pipe',
-    stderr: 'pipe',
+    stderr: 'inherit',
     env: { FORCE_COLOR: '0' },
   });
   child.stdout.pipe(report);
-  child.stderr.pipe(out.stderr as Writable, { end: false });
   const run = await child;
   await finished(report);
   const problem = run.exitCode !== 0 && report.failed === 0 ? `ava exited with ${run.exitCode ?? run.signal}` : undefined;
@@ -130,57 +109,24 @@ function finish(name: string, report: TapReport, started: number, problem: strin
   return { name, passed: report.passed, failed: report.failed, skipped: report.skipped, seconds: (Date.now() - started) / 1000, problem };
 }
 
-async function vmGroup(kernel: KernelLabel, match: string[], out: Output): Promise<GroupResult> {
+async function vmGroup(kernel: KernelLabel, match: string[]): Promise<GroupResult> {
   const started = Date.now();
-  out.stdout.write(`\n== vm ${kernel} (appliance VM)\n`);
-  const report = new TapReport(out.stdout);
+  process.stdout.write(`\n== vm ${kernel} (appliance VM)\n`);
+  const report = new TapReport(process.stdout);
   const result = await runAppliance(
     { kernel, command: ['node', ...avaArgs('vm', match)], cwd: projectRoot, timeoutMs: 40 * 60 * 1000, env: { FORCE_COLOR: '0' } },
-    { stdout: report, stderr: out.stderr as Writable },
+    { stdout: report, stderr: process.stderr },
   );
   report.end();
   await finished(report);
   let problem: string | undefined;
   if (result.failure !== undefined) {
-    reportFailure(result, out.stdout);
+    reportFailure(result, process.stdout);
     problem = result.failure;
   } else if (result.exitCode !== 0 && report.failed === 0) {
     problem = `ava exited with ${result.exitCode}`;
   }
   return finish(`vm ${kernel}`, report, started, problem);
-}
-
-/**
- * Runs the suites, `jobs` at a time. Alone, a suite prints as it goes; beside
- * others, each prints whole when it ends, with a line when it starts.
- */
-async function runSuites(suites: { name: string; run: (out: Output) => Promise<GroupResult> }[], jobs: number): Promise<GroupResult[]> {
-  if (jobs <= 1) {
-    const out = { stdout: process.stdout, stderr: process.stderr };
-    const results: GroupResult[] = [];
-    for (const s of suites) results.push(await s.run(out));
-    return results;
-  }
-  const order = [...suites.keys()].sort((a, b) => weight(suites[b]!.name) - weight(suites[a]!.name));
-  const results: GroupResult[] = new Array(suites.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < order.length) {
-      const i = order[next++]!;
-      const s = suites[i]!;
-      const out = new Collector();
-      process.stdout.write(`-- ${s.name}: started\n`);
-      results[i] = await s.run({ stdout: out, stderr: out });
-      out.flushTo(process.stdout);
-    }
-  };
-  await Promise.all(Array.from({ length: jobs }, worker));
-  return results;
-}
-
-/** Relative length of a suite, for the start order. */
-function weight(name: string): number {
-  return name === 'vm 6.12' ? 3 : name.startsWith('vm') ? 2 : 1;
 }
 
 export async function runTests(argv: string[]): Promise<number> {
@@ -195,18 +141,10 @@ export async function runTests(argv: string[]): Promise<number> {
     if (!r.success) throw new UsageError(`--kernel must be 6.1 or 6.12, not ${JSON.stringify(k)}`);
     return r.data;
   });
-  let jobs = availableParallelism() >= 2 ? 2 : 1;
-  if (values.jobs !== undefined) {
-    jobs = Number(values.jobs);
-    if (!Number.isInteger(jobs) || jobs < 1 || jobs > 8) throw new UsageError(`--jobs must be a whole number from 1 to 8, not ${JSON.stringify(values.jobs)}`);
-  }
   const started = Date.now();
-  // In the order they are reported; started longest first (6.12's VM suite
-  // runs the most nested guests), so that the last one to start is short.
-  const suites: { name: string; run: (out: Output) => Promise<GroupResult> }[] = [];
-  if (!values.vm) suites.push({ name: 'host', run: (out) => hostGroup(match, out) });
-  if (!values.host) for (const k of kernels) suites.push({ name: `vm ${k}`, run: (out) => vmGroup(k, match, out) });
-  const groups = await runSuites(suites, Math.min(jobs, suites.length));
+  const groups: GroupResult[] = [];
+  if (!values.vm) groups.push(await hostGroup(match));
+  if (!values.host) for (const k of kernels) groups.push(await vmGroup(k, match));
 
   process.stdout.write('\n== summary\n');
   let passed = 0;
