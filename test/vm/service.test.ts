@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { guestBoot } from '../../qemu/guest-image.js';
+import { GUEST_READY, guestBoot } from '../../qemu/guest-image.js';
 import { kniModulePath, loadKernels } from '../../qemu/kernels.js';
 import { alive, kniv, waitFor } from '../lib/util.js';
 
@@ -207,7 +207,12 @@ const qemuPids = () =>
   execa('pgrep', ['-f', 'qemu-system-x86_64.*kniv-svc-'], { reject: false }).then((r) => r.stdout.split('\n').filter(Boolean).map(Number));
 
 test.serial('a guest wired to an interface pings through it; restarts and kill -9 of qemu are reconciled', async (t) => {
+  t.timeout(25 * 60_000, 'a nested TCG boot on a loaded machine');
   const dir = stateDir(t);
+  // qemu outlives the service by design: a failed run must not leave it (and its socket) to the next file.
+  t.teardown(async () => {
+    for (const pid of await qemuPids()) process.kill(pid, 'SIGKILL');
+  });
   await peer(t);
   let s = await serve(t, dir);
   t.is((await s.call('POST', '/v1/interfaces', { name: 'kvs0', port: { kind: 'packet', ifname: 'kvsp0' } })).status, 201);
@@ -220,8 +225,17 @@ test.serial('a guest wired to an interface pings through it; restarts and kill -
   for (let i = 0; i < 240 && !(await running()); i++) await new Promise((r) => setTimeout(r, 500));
   t.is((await s.call('GET', '/v1/vms/g1')).json.state, 'running');
   t.like((await s.call('GET', '/v1/interfaces/kvs0')).json.socket, { attached: true, vm: 'g1' });
-  // The guest pings the peer namespace through vhost-net → KNI socket → data plane → veth.
-  const ping = await nsExec('B', 'for i in $(seq 1 120); do ping -c 1 -W 1 10.99.1.3 && exit 0; done; exit 1');
+  // A nested TCG boot takes minutes on a loaded machine: wait for the guest's
+  // own word (its console, through the API) rather than for a fixed time.
+  const guestConsole = async () => (await s.call('GET', '/v1/vms/g1/console')).text;
+  const bootDeadline = Date.now() + 18 * 60_000;
+  let ready = false;
+  while (!(ready = (await guestConsole()).split('\n').some((l) => GUEST_READY.test(l))) && Date.now() < bootDeadline) {
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  t.true(ready, `the guest did not report ready:\n${await guestConsole()}`);
+  // The guest answers the peer namespace through vhost-net → KNI socket → data plane → veth.
+  const ping = await nsExec('B', 'for i in $(seq 1 60); do ping -c 1 -W 1 10.99.1.3 && exit 0; done; exit 1');
   t.is(ping.exitCode, 0, `${ping.all}\n--- console ---\n${(await s.call('GET', '/v1/vms/g1/console')).text}`);
 
   // The service restarts: qemu survives, is re-adopted, and reported degraded (its socket was the old interface's).
