@@ -5,7 +5,7 @@
 //   kvdp0 (KNI) 10.99.0.1 ═ FIFOs ═ data plane ═ AF_PACKET on kvp0 ─ veth ─ kvp1 10.99.0.2
 //
 import test, { type ExecutionContext } from 'ava';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { execa } from 'execa';
 import { DataPlane, Kni, KniError, moduleInfo, type KniInterface } from '../../native/index.js';
@@ -125,6 +125,40 @@ async function withInterface(t: ExecutionContext, name: string, dataPlane: boole
   }
   return iface;
 }
+
+/** Busy share of all CPUs over `ms`, from /proc/stat. */
+async function cpuBusy(ms: number): Promise<number> {
+  const read = () => {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { idle: f[3]! + f[4]!, total: f.reduce((x, y) => x + y, 0) };
+  };
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  return 1 - (b.idle - a.idle) / (b.total - a.total);
+}
+
+test.serial('idle, the data plane and kni.ko sleep; the first frames after a pause ring the doorbells and get through', async (t) => {
+  await loadKni('single');
+  const kni = new Kni();
+  t.teardown(() => kni.close());
+  const { iface } = await topology(t, kni);
+  // Quiet both ends, so that idle means idle (no neighbour discovery).
+  await nsExec('A', 'sysctl -qw net.ipv6.conf.kvdp0.disable_ipv6=1');
+  await nsExec('B', 'sysctl -qw net.ipv6.conf.kvp1.disable_ipv6=1');
+  t.true(await waitFor(() => iface.stats().sleeps > 0, 10_000), 'the data plane went to sleep');
+  const quiet = await cpuBusy(3000);
+  const before = iface.stats();
+  // Both sides asleep: B's ping wakes the data plane through its port, which
+  // rings kni.ko's doorbell; the reply wakes the data plane through the eventfd.
+  const ping = await nsExec('B', 'ping -c 3 -i 1 -W 5 10.99.0.1');
+  t.is(ping.exitCode, 0, ping.all);
+  t.regex(ping.stdout, /3 packets transmitted, 3 received/);
+  const after = iface.stats();
+  t.true(after.kernelKicks > before.kernelKicks, `kernelKicks ${before.kernelKicks} → ${after.kernelKicks}`);
+  t.true(after.sleeps > before.sleeps, 'it slept again between the pings');
+  t.log(`idle with one interface and its data plane: ${(quiet * 100).toFixed(1)}% of the VM's CPUs busy; ${after.sleeps} sleeps, ${after.kernelKicks} kicks`);
+});
 
 test.serial('ip link set mtu, address and up round-trip through a JS handler that accepts; down and promisc are notified', async (t) => {
   await loadKni('single');
