@@ -118,7 +118,7 @@ test('the dashboard in chromium against the service in the appliance VM: log in,
   await page.getByText(kernel('6.1').release).waitFor();
   await page.locator('.conn.live').waitFor();
   const overviewText = await page.locator('main').innerText();
-  t.regex(overviewText, /ABI version\s+3/);
+  t.regex(overviewText, /ABI version\s+4/);
   t.regex(overviewText, /kthread_mode/);
   await shot(page, 'overview');
 

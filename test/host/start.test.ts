@@ -23,7 +23,7 @@ test('kniv start serves the API from the appliance VM; its state lives on the ho
   const body = (await res.json()) as { kernel: string; kni: { loaded: boolean; abiVersion: number } };
   t.is(body.kernel, kernel('6.1').release);
   t.true(body.kni.loaded);
-  t.is(body.kni.abiVersion, 3);
+  t.is(body.kni.abiVersion, 4);
 
   // The token was written by the service inside the VM, onto the host.
   const token = readFileSync(join(stateDir, 'token'), 'utf8').trim();
