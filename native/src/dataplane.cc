@@ -156,8 +156,8 @@ void DataPlane::Run() {
   std::vector<pollfd> fds;
   for (auto& l : links_)
     if (l.port->fd() >= 0) fds.push_back({l.port->fd(), POLLIN, 0});
-  // When nothing moved the wait ends when a port has a frame, or after a
-  // little while for the kernel side (its FIFOs cannot be polled).
+  // When nothing moved the wait ends when a port has a frame or after idle_us;
+  // asleep, when a port has a frame or the kernel signals the waker.
   RunPacketLoop(
       "kniv-dataplane", cpu_, std::move(fds), idle_us_, stop_, waker_,
       [this] {
