@@ -16,7 +16,8 @@ export type PortForward = z.infer<typeof PortForwardSchema>;
 export const APPLIANCE_FDS = { console: 3, stdout: 4, stderr: 5, status: 6 } as const;
 
 export interface ApplianceArgvSpec {
-  vmlinuz: string;
+  /** The kernel to boot: an ELF with a PVH entry (guestKernel()) or a bzImage. */
+  kernel: string;
   initrd: string;
   memoryMiB: number;
   cpus: number;
@@ -39,7 +40,7 @@ export function applianceArgv(spec: ApplianceArgvSpec): string[] {
     ...(spec.kvm ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
     '-smp', String(spec.cpus),
     '-m', `${spec.memoryMiB}M`,
-    '-kernel', spec.vmlinuz,
+    '-kernel', spec.kernel,
     '-initrd', spec.initrd,
     '-append', spec.kernelArgs.join(' '),
     // Kernel console on the first serial port.

@@ -2,7 +2,7 @@ import test from 'ava';
 import { applianceArgv, type ApplianceArgvSpec } from '../../qemu/appliance-argv.js';
 
 const spec: ApplianceArgvSpec = {
-  vmlinuz: '/k/vmlinuz',
+  kernel: '/k/vmlinux',
   initrd: '/k/initrd.cpio',
   memoryMiB: 1024,
   cpus: 2,
@@ -25,7 +25,7 @@ test('TCG when KVM is not usable, KVM with the host CPU when it is', (t) => {
 
 test('kernel, initrd, memory and the kernel command line are single argv elements', (t) => {
   const argv = applianceArgv(spec);
-  t.deepEqual(after(argv, '-kernel'), ['/k/vmlinuz']);
+  t.deepEqual(after(argv, '-kernel'), ['/k/vmlinux']);
   t.deepEqual(after(argv, '-initrd'), ['/k/initrd.cpio']);
   t.deepEqual(after(argv, '-m'), ['1024M']);
   t.deepEqual(after(argv, '-append'), ['console=ttyS0 panic=-1']);
