@@ -5,9 +5,9 @@
 # read-only) under a tmpfs overlay, loads kni.ko, runs the command the host
 # passed through fw_cfg inside that root, reports its exit status on hvc2 and
 # powers off. /run/kniv-config (from fw_cfg opt/kniv/config) sets KNIV_*.
-/bin/busybox mkdir -p /proc /sys /dev /run /mnt/host /mnt/rw /newroot
-/bin/busybox --install -s /bin
+# bin/ holds a link to busybox for each applet (qemu/initramfs.ts).
 export PATH=/bin
+mkdir -p /proc /sys /dev /run /mnt/host /mnt/rw /newroot
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
