@@ -19,8 +19,6 @@ test.serial('--kernel 6.1 and --kernel 6.12 run the command on those kernels', a
 });
 
 test.serial("the command's exit status, stdout and stderr come back separately", async (t) => {
-  const f = await runKniv(['vm', 'run', '--', 'false']);
-  t.is(f.exitCode, 1);
   const r = await runKniv(['vm', 'run', '--', 'sh', '-c', 'pwd; echo to-stderr >&2; exit 7']);
   t.is(r.exitCode, 7);
   t.is(r.stdout, projectRoot);
@@ -52,8 +50,6 @@ test.serial('a module that WARNs on load fails the run even though insmod succee
   cpSync(join(projectRoot, 'test', 'fixtures', 'warn-module'), dir, { recursive: true });
   await execa('make', ['-C', k.kdir, `M=${dir}`, 'modules']);
 
-  const ok = await runKniv(['vm', 'run', '--kernel', '6.1', '--', 'sh', '-c', 'echo before-insmod']);
-  t.is(ok.exitCode, 0, 'the same command without the module passes');
   const r = await runKniv(['vm', 'run', '--kernel', '6.1', '--', 'sh', '-c', `insmod ${dir}/kni_test_warn.ko && echo insmod-succeeded`]);
   t.is(r.exitCode, 125, r.all);
   t.is(r.stdout, 'insmod-succeeded');

@@ -206,7 +206,12 @@ function testGuestBoot(address: string) {
 const qemuPids = () =>
   execa('pgrep', ['-f', 'qemu-system-x86_64.*kniv-svc-'], { reject: false }).then((r) => r.stdout.split('\n').filter(Boolean).map(Number));
 
-test.serial('a guest wired to an interface pings through it; restarts and kill -9 of qemu are reconciled', async (t) => {
+// Each kernel boots a nested guest through the service once: this one on 6.1,
+// the benchmark below on 6.12. What differs between the kernels (vhost-net
+// taking a KNI socket) the guest file checks on both; the service's part is the
+// same code on either, and a nested TCG boot costs minutes.
+const guestTest = release().startsWith('6.1.') ? test.serial : test.serial.skip;
+guestTest('a guest wired to an interface pings through it; restarts and kill -9 of qemu are reconciled', async (t) => {
   t.timeout(25 * 60_000, 'a nested TCG boot on a loaded machine');
   const dir = stateDir(t);
   // qemu outlives the service by design: a failed run must not leave it (and its socket) to the next file.
@@ -278,8 +283,7 @@ test.serial('a guest wired to an interface pings through it; restarts and kill -
 });
 
 // The kni-vhost benchmark through the service, for real: a nested guest with
-// one NIC per path. One kernel is enough here (the guest file covers vhost-net
-// on KNI sockets on both); the nested boot is what it costs.
+// one NIC per path, on 6.12 (see above).
 const benchTest = release().startsWith('6.12.') ? test.serial : test.serial.skip;
 benchTest('a benchmark through the service: every path moves data both ways, TCP and UDP, vhost-net carries every NIC, nothing is left behind', async (t) => {
   t.timeout(20 * 60_000);
