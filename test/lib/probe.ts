@@ -2,7 +2,8 @@
 // building them, running them, reading the kernel log, reloading the module.
 import type { TestFn } from 'ava';
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../../qemu/paths.js';
@@ -12,14 +13,53 @@ export const kniKo = join(projectRoot, 'build', 'module', release(), 'kni.ko');
 /** What in the kernel log fails a test: the appliance VM's list, plus lockdep's. */
 export const kernelProblem = /BUG:|WARNING:|Oops|general protection fault|refcount_t|list_del corruption|KASAN|lockdep|possible recursive locking|circular locking/;
 
-/** Compiles test/fixtures/<name>.c with the shared helpers into a temporary directory. */
-export async function buildProbe(name: string): Promise<string> {
-  const fixtures = join(projectRoot, 'test', 'fixtures');
-  const out = join(mkdtempSync(join(tmpdir(), `${name}-`)), name);
-  await execa('gcc', [
+export const PROBES = ['kni-probe', 'kni-sock-probe'] as const;
+export type ProbeName = (typeof PROBES)[number];
+
+const fixtures = join(projectRoot, 'test', 'fixtures');
+/** Where `kniv test` leaves the probes it compiled on the host, for the VM suites. */
+export const prebuiltProbes = join(projectRoot, 'build', 'probes');
+
+function gccArgs(name: ProbeName, out: string): string[] {
+  return [
     '-O2', '-Wall', '-Wextra', '-Werror', `-I${join(projectRoot, 'module')}`, '-o', out,
     join(fixtures, `${name}.c`), join(fixtures, 'kni-probe-lib.c'), '-lpthread',
-  ]);
+  ];
+}
+
+/** A hash of what a probe is built from: its sources, the helpers, the ABI header, the flags. */
+function probeKey(name: ProbeName): string {
+  const hash = createHash('sha256').update(gccArgs(name, '').join('\0'));
+  for (const f of [`${name}.c`, 'kni-probe-lib.c', 'kni-probe-lib.h']) hash.update(readFileSync(join(fixtures, f)));
+  hash.update(readFileSync(join(projectRoot, 'module', 'kni_uapi.h')));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * Compiles every probe into build/probes/, named by the hash of its sources,
+ * unless it is already there. gcc inside the appliance VM takes 20-30 s a
+ * probe under TCG; on the host, about a second. Same root, same libc.
+ */
+export async function prebuildProbes(): Promise<void> {
+  mkdirSync(prebuiltProbes, { recursive: true });
+  for (const name of PROBES) {
+    const out = join(prebuiltProbes, `${name}-${probeKey(name)}`);
+    if (existsSync(out)) continue;
+    for (const old of readdirSync(prebuiltProbes)) if (old.startsWith(`${name}-`)) rmSync(join(prebuiltProbes, old), { force: true });
+    await execa('gcc', gccArgs(name, `${out}.${process.pid}.tmp`));
+    renameSync(`${out}.${process.pid}.tmp`, out);
+  }
+}
+
+/**
+ * The probe test/fixtures/<name>.c: the host-built one if its sources have
+ * not changed since, else compiled here into a temporary directory.
+ */
+export async function buildProbe(name: ProbeName): Promise<string> {
+  const prebuilt = join(prebuiltProbes, `${name}-${probeKey(name)}`);
+  if (existsSync(prebuilt)) return prebuilt;
+  const out = join(mkdtempSync(join(tmpdir(), `${name}-`)), name);
+  await execa('gcc', gccArgs(name, out));
   return out;
 }
 
