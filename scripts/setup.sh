@@ -201,7 +201,8 @@ npm_install() {
 	fi
 	# better-sqlite3 builds its bundled SQLite from source: nothing is downloaded
 	# from outside the npm registry (its prebuild-install would fetch a binary).
-	npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error
+	# jobs=max: node-gyp compiles SQLite and its binding side by side.
+	npm_config_build_from_source=true npm_config_jobs=max npm ci --no-audit --no-fund --loglevel=error
 	echo "$want" > node_modules/.kniv-lock-sha256
 }
 
@@ -285,6 +286,12 @@ fi
 npm_install
 
 step "build"
+# TypeScript compiles on one core while kni.ko and the addon build on the
+# other; its messages are printed once both are done.
+ts_log=$(mktemp)
+trap 'rm -f "$ts_log"' EXIT
+build_ts >"$ts_log" 2>&1 &
+ts_pid=$!
 while IFS=$'\t' read -r label release kdir; do
 	build_module "$label" "$release" "$kdir"
 done < <(node -e '
@@ -292,5 +299,8 @@ done < <(node -e '
 	for (const [label, v] of Object.entries(k)) console.log([label, v.release, v.kdir].join("\t"));
 ')
 build_addon
-build_ts
+ts_status=0
+wait "$ts_pid" || ts_status=$?
+cat "$ts_log"
+[ "$ts_status" = 0 ] || die "the TypeScript build failed"
 printf '==> set-up complete in %ss\n' "$((SECONDS - started))"
