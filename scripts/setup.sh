@@ -201,8 +201,7 @@ npm_install() {
 	fi
 	# better-sqlite3 builds its bundled SQLite from source: nothing is downloaded
 	# from outside the npm registry (its prebuild-install would fetch a binary).
-	# jobs=max: node-gyp compiles SQLite and its binding side by side.
-	npm_config_build_from_source=true npm_config_jobs=max npm ci --no-audit --no-fund --loglevel=error
+	npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error
 	echo "$want" > node_modules/.kniv-lock-sha256
 }
 
