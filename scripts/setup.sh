@@ -268,9 +268,31 @@ build_ts() {
 
 # Main -------------------------------------------------------------------------------
 
+# A step run beside the main line (two cores: npm ci compiling SQLite while
+# the kernels unpack, tsc while kni.ko builds). Its output is kept aside and
+# printed when it is awaited.
+aside_logs=()
+trap 'rm -f "${aside_logs[@]}"' EXIT
+aside() { # command... -> sets aside_pid, aside_log
+	aside_log=$(mktemp)
+	aside_logs+=("$aside_log")
+	"$@" >"$aside_log" 2>&1 &
+	aside_pid=$!
+}
+await_aside() { # pid log what
+	local status=0
+	wait "$1" || status=$?
+	cat "$2"
+	[ "$status" = 0 ] || die "$3 failed"
+}
+
 mkdir -p build
+npm_pid=""
 if [ "$build_only" = 0 ]; then
 	install_packages
+	# Needs only the toolchain from the packages above.
+	aside npm_install
+	npm_pid=$aside_pid npm_log=$aside_log
 	mkdir -p "$cache"
 	kernels_json=""
 	unpack_kernel 6.1 linux-image-amd64 linux-headers-amd64
@@ -280,17 +302,16 @@ if [ "$build_only" = 0 ]; then
 	fetch_checkpatch
 	printf '{"checkpatch": "%s"}\n' "$cache/checkpatch/checkpatch.pl" > build/tools.json
 fi
+if [ -n "$npm_pid" ]; then
+	await_aside "$npm_pid" "$npm_log" "npm ci"
+else
+	npm_install
+fi
 [ -f build/kernels.json ] || die "build/kernels.json is missing: run scripts/setup.sh without --build-only once"
 
-npm_install
-
 step "build"
-# TypeScript compiles on one core while kni.ko and the addon build on the
-# other; its messages are printed once both are done.
-ts_log=$(mktemp)
-trap 'rm -f "$ts_log"' EXIT
-build_ts >"$ts_log" 2>&1 &
-ts_pid=$!
+aside build_ts
+ts_pid=$aside_pid ts_log=$aside_log
 while IFS=$'\t' read -r label release kdir; do
 	build_module "$label" "$release" "$kdir"
 done < <(node -e '
@@ -298,8 +319,5 @@ done < <(node -e '
 	for (const [label, v] of Object.entries(k)) console.log([label, v.release, v.kdir].join("\t"));
 ')
 build_addon
-ts_status=0
-wait "$ts_pid" || ts_status=$?
-cat "$ts_log"
-[ "$ts_status" = 0 ] || die "the TypeScript build failed"
+await_aside "$ts_pid" "$ts_log" "the TypeScript build"
 printf '==> set-up complete in %ss\n' "$((SECONDS - started))"
