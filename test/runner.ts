@@ -1,12 +1,13 @@
 // `kniv test` (what `npm test` runs): the host suite, then the VM suite inside
 // the appliance VM once per kernel, one VM per suite. Reads each suite's TAP,
 // prints it readably and ends with one summary.
+import { readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { helpText, parse, UsageError, type OptionsTable } from '../bin/cli.js';
-import { runAppliance } from '../qemu/appliance.js';
+import { runAppliance, shQuote } from '../qemu/appliance.js';
 import { reportFailure } from '../qemu/vm-cli.js';
 import { KernelLabelSchema, type KernelLabel } from '../qemu/kernels.js';
 import { projectRoot } from '../qemu/paths.js';
@@ -19,13 +20,28 @@ const table: OptionsTable = {
   match: { type: 'string', multiple: true, value: 'PATTERN', help: "only tests whose title matches (ava's --match)" },
 };
 
-/** Counts and pretty-prints the TAP stream of one ava run. */
+/** How one ava run of a VM phase ended (the "# kniv-phase" lines below). */
+export interface PhaseEnd {
+  name: string;
+  exitCode: number;
+  /** The tests ava planned (its "1..N" line); 0 when --match selected none. */
+  planned: number;
+  failed: number;
+}
+
+/**
+ * Counts and pretty-prints the TAP stream of one or more ava runs. Inside the
+ * appliance VM each VM phase's run is followed by "# kniv-phase NAME exit N".
+ */
 export class TapReport extends Writable {
   passed = 0;
   failed = 0;
   skipped = 0;
+  readonly phases: PhaseEnd[] = [];
   private partial = '';
   private inFailure = false;
+  private planned = 0;
+  private failedBefore = 0;
 
   constructor(private readonly out: NodeJS.WritableStream) {
     super();
@@ -58,7 +74,15 @@ export class TapReport extends Writable {
       this.inFailure = true;
       this.failed++;
       this.out.write(`  ✘ ${m[1]}\n`);
-    } else if (/^(TAP version|1\.\.\d+|# )/.test(line)) {
+    } else if ((m = /^# kniv-phase (\S+) exit (\d+)$/.exec(line))) {
+      this.inFailure = false;
+      this.phases.push({ name: m[1]!, exitCode: Number(m[2]), planned: this.planned, failed: this.failed - this.failedBefore });
+      this.planned = 0;
+      this.failedBefore = this.failed;
+    } else if ((m = /^1\.\.(\d+)$/.exec(line))) {
+      this.inFailure = false;
+      this.planned = Number(m[1]);
+    } else if (/^(TAP version|# )/.test(line)) {
       this.inFailure = false;
     } else if (this.inFailure || line.trim() !== '') {
       this.out.write(`    ${line}\n`);
@@ -75,22 +99,85 @@ interface GroupResult {
   problem: string | undefined;
 }
 
-// VM test files load and unload kni.ko, so they run one file at a time.
-function avaArgs(dir: 'host' | 'vm', match: string[]): string[] {
+const AVA = join(projectRoot, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
+
+function avaArgs(match: string[], files: string[], concurrency?: number): string[] {
+  return [AVA, '--tap', ...(concurrency ? [`--concurrency=${concurrency}`] : []), ...match.flatMap((m) => ['--match', m]), ...files];
+}
+
+export interface VmPhase {
+  name: string;
+  concurrency: number;
+  /** Paths of compiled test files, relative to the project. */
+  files: string[];
+}
+
+/** Files of the guest phase: each boots one nested guest and leaves kni.ko loaded. */
+const GUEST_PHASE = ['guest', 'service-guest'];
+/** Run after every other file: kni.ko holds nothing and unloads. */
+const LAST = 'leftovers';
+
+/**
+ * The VM suite's phases, run in this order in one appliance VM. Most files
+ * load and unload kni.ko, so they run one at a time. Under nested TCG a
+ * guest's qemu keeps one of the appliance's two vCPUs busy for a minute or
+ * more while the other waits, so the guest phase's files run side by side;
+ * they check only what they own, and leftovers counts the whole module after
+ * them. A new file runs in the serial phase unless it is listed above.
+ */
+export function vmPhases(testFiles: readonly string[]): VmPhase[] {
+  const names = testFiles.map((f) => f.replace(/\.test\.js$/, '')).sort();
+  for (const wanted of [...GUEST_PHASE, LAST]) {
+    if (!names.includes(wanted)) throw new Error(`the VM suite has no ${wanted}.test.js (is dist/ built?)`);
+  }
+  const path = (n: string) => `dist/test/vm/${n}.test.js`;
   return [
-    join(projectRoot, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'),
-    '--tap',
-    ...(dir === 'vm' ? ['--concurrency=1'] : []),
-    ...match.flatMap((m) => ['--match', m]),
-    `dist/test/${dir}/`,
+    { name: 'serial', concurrency: 1, files: names.filter((n) => !GUEST_PHASE.includes(n) && n !== LAST).map(path) },
+    { name: 'guests', concurrency: GUEST_PHASE.length, files: GUEST_PHASE.map(path) },
+    { name: LAST, concurrency: 1, files: [path(LAST)] },
   ];
+}
+
+/**
+ * The shell script the appliance VM runs: each phase's ava run, each followed
+ * by its "# kniv-phase" line; it exits non-zero if any run did.
+ */
+export function vmSuiteScript(phases: readonly VmPhase[], match: string[]): string {
+  const lines = ['status=0'];
+  for (const p of phases) {
+    lines.push(`node ${avaArgs(match, p.files, p.concurrency).map(shQuote).join(' ')}`);
+    lines.push(`rc=$?; echo "# kniv-phase ${p.name} exit $rc"; [ $rc -eq 0 ] || status=1`);
+  }
+  lines.push('exit $status');
+  return lines.join('\n');
+}
+
+/**
+ * What went wrong with a VM suite's ava runs besides failed tests: a run that
+ * exited non-zero without a failing test (a crashed worker, a hook that threw),
+ * a phase that never reported, or one that selected no test when every test
+ * was asked for.
+ */
+export function phaseProblems(phases: readonly VmPhase[], ends: readonly PhaseEnd[], match: string[]): string[] {
+  const problems: string[] = [];
+  for (const p of phases) {
+    const end = ends.find((e) => e.name === p.name);
+    if (!end) {
+      problems.push(`the ${p.name} phase did not finish`);
+    } else if (end.planned === 0 && match.length === 0) {
+      problems.push(`the ${p.name} phase ran no test`);
+    } else if (end.exitCode !== 0 && end.failed === 0 && end.planned > 0) {
+      problems.push(`ava exited with ${end.exitCode} in the ${p.name} phase`);
+    }
+  }
+  return problems;
 }
 
 async function hostGroup(match: string[]): Promise<GroupResult> {
   const started = Date.now();
   process.stdout.write('\n== host\n');
   const report = new TapReport(process.stdout);
-  const child = execa('node', avaArgs('host', match), {
+  const child = execa('node', avaArgs(match, ['dist/test/host/']), {
     cwd: projectRoot,
     reject: false,
     buffer: false,
@@ -114,8 +201,9 @@ async function vmGroup(kernel: KernelLabel, match: string[]): Promise<GroupResul
   const started = Date.now();
   process.stdout.write(`\n== vm ${kernel} (appliance VM)\n`);
   const report = new TapReport(process.stdout);
+  const phases = vmPhases(readdirSync(join(projectRoot, 'dist', 'test', 'vm')).filter((f) => f.endsWith('.test.js')));
   const result = await runAppliance(
-    { kernel, command: ['node', ...avaArgs('vm', match)], cwd: projectRoot, timeoutMs: 40 * 60 * 1000, env: { FORCE_COLOR: '0' } },
+    { kernel, command: ['sh', '-c', vmSuiteScript(phases, match)], cwd: projectRoot, timeoutMs: 40 * 60 * 1000, env: { FORCE_COLOR: '0' } },
     { stdout: report, stderr: process.stderr },
   );
   report.end();
@@ -124,8 +212,9 @@ async function vmGroup(kernel: KernelLabel, match: string[]): Promise<GroupResul
   if (result.failure !== undefined) {
     reportFailure(result, process.stdout);
     problem = result.failure;
-  } else if (result.exitCode !== 0 && report.failed === 0) {
-    problem = `ava exited with ${result.exitCode}`;
+  } else {
+    const problems = phaseProblems(phases, report.phases, match);
+    if (problems.length > 0) problem = problems.join('; ');
   }
   return finish(`vm ${kernel}`, report, started, problem);
 }

@@ -3,89 +3,17 @@
 //
 //   init ns (the service)                                                netns B
 //   kvs0 (KNI) 10.99.1.1 ═ FIFOs ═ data plane ═ AF_PACKET on kvsp0 ─ veth ─ kvsp1 10.99.1.2
-// The guest part wires a nested guest to an interface through its KNI socket.
+// service-guest.test.ts wires nested guests to interfaces through the service.
 import test, { type ExecutionContext } from 'ava';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir, release } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { GUEST_READY, guestBoot } from '../../qemu/guest-image.js';
-import { kniModulePath, loadKernels } from '../../qemu/kernels.js';
-import { alive, kniv, waitFor } from '../lib/util.js';
-
-const sh = (cmd: string) => execa('sh', ['-c', cmd], { all: true });
-const nsExec = (ns: string, cmd: string) => execa('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], { all: true, reject: false });
-const netdev = (name: string) => existsSync(`/sys/class/net/${name}`);
-
-class Served {
-  output = '';
-  url = '';
-  constructor(readonly child: ResultPromise, readonly stateDir: string) {}
-
-  get token(): string {
-    return readFileSync(join(this.stateDir, 'token'), 'utf8').trim();
-  }
-
-  async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-    const res = await fetch(`${this.url}${path.slice(1)}`, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, json, text };
-  }
-
-  /** Signals the service and returns its exit code. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | undefined> {
-    this.child.kill(signal);
-    return (await this.child).exitCode;
-  }
-}
+import { execa } from 'execa';
+import { kniModulePath } from '../../qemu/kernels.js';
+import { netdev, nsExec, peer, serve, sh, stateDir } from '../lib/service.js';
+import { waitFor } from '../lib/util.js';
 
 let port = 18300;
-
-async function serve(t: ExecutionContext, stateDir: string): Promise<Served> {
-  const p = port++;
-  const child = execa('node', [kniv, 'serve', '--port', String(p), '--state-dir', stateDir], {
-    reject: false,
-    all: true,
-    stdin: 'ignore',
-    env: { KNIV_LOG_LEVEL: 'info' },
-  });
-  const s = new Served(child, stateDir);
-  t.teardown(async () => {
-    if (alive(child.pid!)) await s.stop('SIGKILL');
-  });
-  s.url = await new Promise<string>((resolve, reject) => {
-    child.all!.on('data', (d: Buffer) => {
-      s.output += d.toString();
-      const m = /kniv: serving (http:\S+)/.exec(s.output);
-      if (m?.[1]) resolve(m[1]);
-    });
-    void child.then(() => reject(new Error(`kniv serve exited:\n${s.output}`)));
-  });
-  return s;
-}
-
-function stateDir(t: ExecutionContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kniv-svc-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function peer(t: ExecutionContext) {
-  await sh('ip netns add B && ip link add kvsp0 type veth peer name kvsp1 && ip link set kvsp1 netns B && ip link set kvsp0 up');
-  t.teardown(() => sh('ip netns del B; ip link del kvsp0').catch(() => undefined));
-  // The peer keeps its offloads: the AF_PACKET port completes checksums and cuts super-frames.
-  await sh('ip -n B addr add 10.99.1.2/24 dev kvsp1 && ip -n B link set kvsp1 up');
-}
 
 async function pingThrough(t: ExecutionContext) {
   await sh('ip addr add 10.99.1.1/24 dev kvs0');
@@ -105,7 +33,7 @@ test.serial('interfaces over HTTP: 503 without kni.ko, real traffic moves the co
   t.teardown(async () => {
     if (!existsSync('/sys/module/kni')) await execa('insmod', [kniModulePath(release())]);
   });
-  let s = await serve(t, dir);
+  let s = await serve(t, dir, port++);
   lap('service started');
   t.regex(s.output, new RegExp(`bearer token in ${join(dir, 'token')}, new`));
   const unloaded = await s.call('POST', '/v1/interfaces', { name: 'kvs0', port: { kind: 'packet', ifname: 'kvsp0' } });
@@ -169,7 +97,7 @@ test.serial('interfaces over HTTP: 503 without kni.ko, real traffic moves the co
   t.is(await s.stop('SIGTERM'), 0, s.output);
   t.false(netdev('kvs0'), 'KNI interfaces die with the process that owns /dev/kni');
   lap('stopped');
-  s = await serve(t, dir);
+  s = await serve(t, dir, port++);
   lap('restarted');
   t.notRegex(s.output, /, new\)/, 'the token is reused');
   const sys2 = (await s.call('GET', '/v1/system')).json;
@@ -193,144 +121,4 @@ test.serial('interfaces over HTTP: 503 without kni.ko, real traffic moves the co
   t.true(await waitFor(() => !netdev('kvs1') && !netdev('kvstap1'), 5000));
   const dmesg = (await execa('dmesg')).stdout;
   t.notRegex(dmesg, /WARNING:|BUG:|Oops|refcount_t|corruption/);
-});
-
-// --- a guest wired to an interface through its KNI socket ---
-
-/** The test guest's boot: the appliance kernel and the guest image, its NIC configured. */
-function testGuestBoot(address: string) {
-  const k = [...loadKernels().values()].find((x) => x.release === release())!;
-  return guestBoot(k, { net: [{ ifname: 'eth0', address }] });
-}
-
-const qemuPids = () =>
-  execa('pgrep', ['-f', 'qemu-system-x86_64.*kniv-svc-'], { reject: false }).then((r) => r.stdout.split('\n').filter(Boolean).map(Number));
-
-// Each kernel boots a nested guest through the service once: this one on 6.1,
-// the benchmark below on 6.12. What differs between the kernels (vhost-net
-// taking a KNI socket) the guest file checks on both; the service's part is the
-// same code on either, and a nested TCG boot costs minutes.
-const guestTest = release().startsWith('6.1.') ? test.serial : test.serial.skip;
-guestTest('a guest wired to an interface pings through it; restarts and kill -9 of qemu are reconciled', async (t) => {
-  t.timeout(25 * 60_000, 'a nested TCG boot on a loaded machine');
-  const dir = stateDir(t);
-  // qemu outlives the service by design: a failed run must not leave it (and its socket) to the next file.
-  t.teardown(async () => {
-    for (const pid of await qemuPids()) process.kill(pid, 'SIGKILL');
-  });
-  await peer(t);
-  let s = await serve(t, dir);
-  t.is((await s.call('POST', '/v1/interfaces', { name: 'kvs0', port: { kind: 'packet', ifname: 'kvsp0' } })).status, 201);
-  const boot = testGuestBoot('10.99.1.3/24');
-  const vm = await s.call('POST', '/v1/vms', { name: 'g1', vcpus: 1, memoryMiB: 512, boot, nics: [{ interface: 'kvs0', vhost: true }] });
-  t.is(vm.status, 201, vm.text);
-  const started = await s.call('POST', '/v1/vms/g1/start');
-  t.is(started.status, 202, started.text);
-  const running = async () => (await s.call('GET', '/v1/vms/g1')).json.state === 'running';
-  for (let i = 0; i < 240 && !(await running()); i++) await new Promise((r) => setTimeout(r, 500));
-  t.is((await s.call('GET', '/v1/vms/g1')).json.state, 'running');
-  t.like((await s.call('GET', '/v1/interfaces/kvs0')).json.socket, { attached: true, vm: 'g1' });
-  // A nested TCG boot takes minutes on a loaded machine: wait for the guest's
-  // own word (its console, through the API) rather than for a fixed time.
-  const guestConsole = async () => (await s.call('GET', '/v1/vms/g1/console')).text;
-  const bootDeadline = Date.now() + 18 * 60_000;
-  let ready = false;
-  while (!(ready = (await guestConsole()).split('\n').some((l) => GUEST_READY.test(l))) && Date.now() < bootDeadline) {
-    await new Promise((r) => setTimeout(r, 2000));
-  }
-  t.true(ready, `the guest did not report ready:\n${await guestConsole()}`);
-  // The guest answers the peer namespace through vhost-net → KNI socket → data plane → veth.
-  const ping = await nsExec('B', 'for i in $(seq 1 60); do ping -c 1 -W 1 10.99.1.3 && exit 0; done; exit 1');
-  t.is(ping.exitCode, 0, `${ping.all}\n--- console ---\n${(await s.call('GET', '/v1/vms/g1/console')).text}`);
-
-  // The service restarts: qemu survives, is re-adopted, and reported degraded (its socket was the old interface's).
-  await s.stop('SIGTERM');
-  t.is((await qemuPids()).length, 1, 'qemu outlives the service');
-  s = await serve(t, dir);
-  const sys = (await s.call('GET', '/v1/system')).json;
-  t.deepEqual(sys.reconcile.vms, { adopted: ['g1'], died: [], degraded: ['g1'] });
-  const adopted = (await s.call('GET', '/v1/vms/g1')).json;
-  t.is(adopted.state, 'running');
-  t.is(adopted.degraded.length, 1);
-
-  // qemu killed behind the service's back: the state and an event say so.
-  const events = await fetch(`${s.url}v1/events?types=vm.state`, { headers: { authorization: `Bearer ${s.token}` } });
-  const pid = adopted.pid as number;
-  process.kill(pid, 'SIGKILL');
-  const reader = events.body!.getReader();
-  let text = '';
-  while (!/"state":"failed"/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += Buffer.from(value).toString();
-  }
-  await reader.cancel();
-  t.regex(text, /"name":"g1","state":"failed"/);
-  t.like((await s.call('GET', '/v1/vms/g1')).json, { state: 'failed', pid: null });
-
-  // Start again (wired to the re-created interface), then stop and delete everything.
-  t.is((await s.call('POST', '/v1/vms/g1/start')).status, 202);
-  for (let i = 0; i < 240 && !(await running()); i++) await new Promise((r) => setTimeout(r, 500));
-  t.is((await s.call('POST', '/v1/vms/g1/stop')).status, 202);
-  for (let i = 0; i < 120 && (await s.call('GET', '/v1/vms/g1')).json.state !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 500));
-  t.is((await s.call('GET', '/v1/vms/g1')).json.state, 'stopped');
-  t.is((await s.call('DELETE', '/v1/vms/g1')).status, 204);
-  t.is((await s.call('DELETE', '/v1/interfaces/kvs0')).status, 204);
-  await s.stop();
-  t.deepEqual(await qemuPids(), [], 'no qemu left');
-  t.false(netdev('kvs0'), 'no netdev left');
-  t.false(existsSync(join(dir, 'vms', 'g1')), 'no run directory (and so no QMP socket) left');
-});
-
-// The kni-vhost benchmark through the service, for real: a nested guest with
-// one NIC per path, on 6.12 (see above).
-const benchTest = release().startsWith('6.12.') ? test.serial : test.serial.skip;
-benchTest('a benchmark through the service: every path moves data both ways, TCP and UDP, vhost-net carries every NIC, nothing is left behind', async (t) => {
-  t.timeout(20 * 60_000);
-  const netdevsBefore = await sh('ls /sys/class/net');
-  const netnsBefore = await sh('ip netns list');
-  const s = await serve(t, stateDir(t));
-  const post = await s.call('POST', '/v1/benchmarks', { durationS: 2 });
-  t.is(post.status, 202, post.text);
-  const id = post.json.id as string;
-  const phases = new Set<string>();
-  let b: any;
-  for (;;) {
-    b = (await s.call('GET', `/v1/benchmarks/${id}`)).json;
-    if (b.progress) phases.add(b.progress.phase.replace(/^measuring .*/, 'measuring'));
-    if (b.state !== 'running') break;
-    await new Promise((r) => setTimeout(r, 2000));
-  }
-  t.is(b.state, 'succeeded', b.error ?? 'no error recorded');
-  t.deepEqual([...phases].filter((p) => ['booting guest', 'warming up', 'measuring'].includes(p)), ['booting guest', 'warming up', 'measuring']);
-  const result = b.result;
-  t.like(result, { interface: null, vhostVerified: true, vhostFallback: null, durationS: 2, kernel: release() });
-  const paths = ['kni-vnethdr-off', 'kni-vnethdr-on', 'tap-vnethdr-on', 'tap-vnethdr-off'];
-  t.deepEqual(
-    result.vhostStatus.map((v: any) => [v.path, v.requested, v.started]),
-    paths.map((p) => [p, true, true]),
-  );
-  t.is(result.results.length, paths.length * 2 * 2);
-  for (const path of paths) {
-    for (const protocol of ['tcp', 'udp']) {
-      for (const direction of ['host-to-guest', 'guest-to-host']) {
-        const what = `${path} ${protocol} ${direction}`;
-        const r = result.results.find((x: any) => x.path === path && x.protocol === protocol && x.direction === direction);
-        if (!r) {
-          t.fail(`${what} was not measured`);
-          continue;
-        }
-        t.like(r, { backend: path.slice(0, 3), vnetHdr: path.endsWith('-on'), vhost: true }, what);
-        t.true(r.mbps > 0, `${what} moved data`);
-        if (protocol === 'udp') t.true(r.packetsPerSecond > 0, what);
-        else t.not(r.retransmits, null, what);
-      }
-    }
-  }
-  t.log(result.results.map((r: any) => `${r.path} ${r.protocol} ${r.direction}: ${r.mbps.toFixed(2)} Mbit/s${r.packetsPerSecond !== null ? `, ${r.packetsPerSecond.toFixed(0)} pkt/s` : ''}`).join('\n'));
-  t.is((await s.call('GET', '/v1/benchmarks')).json.items[0].id, id);
-  // The run's KNI interfaces, veths, TAPs, namespaces and guest are gone.
-  t.is((await sh('ls /sys/class/net')).stdout, netdevsBefore.stdout);
-  t.deepEqual(await qemuPids(), []);
-  t.is((await sh('ip netns list')).stdout, netnsBefore.stdout);
 });
