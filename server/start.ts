@@ -10,7 +10,7 @@ import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bi
 import { reportFailure, runInterruptible } from '../qemu/vm-cli.js';
 import { guestImage } from '../qemu/guest-image.js';
 import { kernel as kernelFor, KernelLabelSchema } from '../qemu/kernels.js';
-import { projectRoot } from '../qemu/paths.js';
+import { knivCommand, projectRoot } from '../qemu/paths.js';
 import { buildApp } from './app.js';
 import { KniVhostBench } from './drivers/bench-runner.js';
 import { NativeKniDriver } from './drivers/kni-native.js';
@@ -150,7 +150,7 @@ export const APPLIANCE_RUN_DIR = '/run/kniv/vms';
 export function applianceServeCommand(port: number, stateDir: string): string[] {
   return [
     'node',
-    join(projectRoot, 'dist', 'bin', 'kniv.js'),
+    knivCommand,
     'serve',
     '--host',
     '0.0.0.0',

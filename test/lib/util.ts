@@ -3,9 +3,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { execa } from 'execa';
-import { projectRoot } from '../../qemu/paths.js';
+import { knivCommand, projectRoot } from '../../qemu/paths.js';
 
-export const kniv = join(projectRoot, 'dist', 'bin', 'kniv.js');
+/** The installed command (the bundle), as users run it. */
+export const kniv = knivCommand;
 
 /** Run the kniv CLI as a user would; never rejects. */
 export function runKniv(args: string[], opts: { cwd?: string } = {}) {
