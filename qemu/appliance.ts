@@ -6,8 +6,9 @@ import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
 import { z } from 'zod';
 import { APPLIANCE_FDS, applianceArgv, PortForwardSchema } from './appliance-argv.js';
-import { kvmUsable } from './accel.js';
-import { ConsoleWatcher } from './console.js';
+import { kvmUsable, tcgCpuModel } from './accel.js';
+import { keepArtifact } from './artifacts.js';
+import { ConsoleWatcher, formatProblem } from './console.js';
 import { guestKernel } from './guest-image.js';
 import { applianceInitramfs } from './initramfs.js';
 import { kernel as kernelFor, KernelLabelSchema, kniModulePath } from './kernels.js';
@@ -37,6 +38,17 @@ export const ApplianceOptionsSchema = z.object({
     .startsWith('/')
     .refine((p) => !p.includes(','), 'a path without commas')
     .optional(),
+  /**
+   * A host directory shared read-write at the same path, where the run keeps
+   * evidence (qemu/artifacts.ts): the command sees it as KNIV_ARTIFACTS, and
+   * the appliance's own console is written there when its kernel reports a
+   * problem or the run fails.
+   */
+  artifactsDir: z
+    .string()
+    .startsWith('/')
+    .refine((p) => !p.includes(','), 'a path without commas')
+    .optional(),
   timeoutMs: z.number().int().positive().optional(),
 });
 export type ApplianceOptions = z.input<typeof ApplianceOptionsSchema>;
@@ -55,6 +67,10 @@ export interface ApplianceResult {
   commandStatus: number | undefined;
   /** The first console line in which the kernel reported a bug. */
   kernelProblem: string | undefined;
+  /** That line with the console lines around it (console.ts formatProblem). */
+  problemReport: string | undefined;
+  /** Where the whole console was kept, if it was (options.artifactsDir). */
+  consoleArtifact: string | undefined;
   timedOut: boolean;
   aborted: boolean;
   consoleTail: string[];
@@ -93,8 +109,9 @@ export async function runAppliance(options: ApplianceOptions, io: ApplianceIo): 
     `KNIV_KNI_PARAMS=${shQuote(opts.kniParams.join(' '))}`,
     `KNIV_NET=${opts.forwards.length > 0 ? 1 : ''}`,
     `KNIV_STATE_DIR=${shQuote(opts.stateDir ?? '')}`,
+    `KNIV_ARTIFACTS_DIR=${shQuote(opts.artifactsDir ?? '')}`,
   ].join('\n');
-  const env = { HOME: '/root', ...inheritedEnv(), ...opts.env };
+  const env = { HOME: '/root', ...inheritedEnv(), ...(opts.artifactsDir ? { KNIV_ARTIFACTS: opts.artifactsDir } : {}), ...opts.env };
   const command = [
     ...Object.entries(env).map(([name, value]) => `export ${name}=${shQuote(value)}`),
     `cd ${shQuote(opts.cwd)} || exit ${EXIT_VM_FAILURE}`,
@@ -108,13 +125,22 @@ export async function runAppliance(options: ApplianceOptions, io: ApplianceIo): 
     memoryMiB: opts.memoryMiB,
     cpus: opts.cpus,
     kvm: kvmUsable(),
+    tcgCpu: tcgCpuModel(),
     kernelArgs: ['console=ttyS0', 'loglevel=5', 'panic=-1', 'mitigations=off'],
     fwcfg: { config: b64(`${config}\n`), command: b64(`${command}\n`) },
     forwards: opts.forwards,
-    shares: opts.stateDir ? [{ tag: 'state', path: opts.stateDir }] : [],
+    shares: [
+      ...(opts.stateDir ? [{ tag: 'state', path: opts.stateDir }] : []),
+      ...(opts.artifactsDir ? [{ tag: 'artifacts', path: opts.artifactsDir }] : []),
+    ],
   });
 
-  const watcher = new ConsoleWatcher(60, io.onConsole);
+  // The whole console, kept in memory (the kernel's own lines: kilobytes) for the artifact.
+  const wholeConsole: string[] = [];
+  const watcher = new ConsoleWatcher(60, (line) => {
+    if (wholeConsole.length < 200_000) wholeConsole.push(line);
+    io.onConsole?.(line);
+  });
   const abort = new AbortController();
   const onAbort = () => abort.abort();
   io.signal?.addEventListener('abort', onAbort, { once: true });
@@ -182,9 +208,16 @@ export async function runAppliance(options: ApplianceOptions, io: ApplianceIo): 
   } else {
     exitCode = commandStatus;
   }
+  const firstProblem = watcher.problems[0];
+  const consoleArtifact =
+    opts.artifactsDir !== undefined && (firstProblem !== undefined || exitCode !== 0)
+      ? keepArtifact(`appliance-${k.release}.console.log`, `${wholeConsole.join('\n')}\n`, opts.artifactsDir)
+      : undefined;
   return {
     commandStatus,
     kernelProblem: watcher.problem,
+    problemReport: firstProblem !== undefined ? formatProblem(firstProblem) : undefined,
+    consoleArtifact,
     timedOut,
     aborted,
     consoleTail: watcher.lastLines(),

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
+import { formatProblem } from './console.js';
 import { GUEST_EXIT, guestBoot } from './guest-image.js';
 import { kernel as kernelFor, KernelLabelSchema } from './kernels.js';
 import { launchVm, type Vm } from './launcher.js';
@@ -137,8 +138,9 @@ export async function vmGuest(argv: string[]): Promise<number> {
       return 124;
     }
     if (why === 'interrupted') return 130;
-    if (vm.kernelProblem !== undefined) {
-      process.stderr.write(`kniv vm guest: the guest kernel reported a problem: ${vm.kernelProblem}\n`);
+    const problem = vm.kernelProblems[0];
+    if (problem !== undefined) {
+      process.stderr.write(`kniv vm guest: the guest kernel reported a problem: ${formatProblem(problem)}\n`);
       return 125;
     }
     if (exit.code !== 0) {

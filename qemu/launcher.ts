@@ -19,8 +19,9 @@ import { createConnection, type Socket } from 'node:net';
 import { basename, join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { z } from 'zod';
-import { kvmUsable } from './accel.js';
-import { ConsoleWatcher } from './console.js';
+import { kvmUsable, tcgCpuModel } from './accel.js';
+import { keepArtifact } from './artifacts.js';
+import { ConsoleWatcher, type KernelProblem } from './console.js';
 import { QmpClient, QmpDisconnectedError } from './qmp.js';
 import { nicVirtioPath, usesKvm, vmArgv } from './vm-argv.js';
 import { VmSpecSchema, type VmSpec, type VmSpecInput } from './vm-spec.js';
@@ -261,6 +262,10 @@ export class Vm extends EventEmitter<VmEvents> {
       p.onConsole?.(line);
       this.emit('console', line);
     });
+    // A reset (system_reset, or the guest rebooting itself after a panic) starts a new boot.
+    this.qmp.on('event', (e) => {
+      if (e.event === 'RESET') this.watcher.markBoot();
+    });
     this.qemuLog = new FileFollower(this.file('qemuLog'), (line) => {
       if (this.vhostFallback === undefined && VHOST_FAILURE.test(line)) {
         this.vhostFallback = line;
@@ -278,6 +283,33 @@ export class Vm extends EventEmitter<VmEvents> {
   /** The first guest console line that reported a kernel bug (BUG:, WARNING:, Oops, ...). */
   get kernelProblem(): string | undefined {
     return this.watcher.problem;
+  }
+
+  /** Every kernel problem on the console, each with the lines around it. */
+  get kernelProblems(): readonly KernelProblem[] {
+    return this.watcher.problems;
+  }
+
+  /** How many console lines have been seen: a mark for kernelProblemsSince(). */
+  get consoleLineCount(): number {
+    return this.watcher.lineCount;
+  }
+
+  /** Console line count when the guest last reset (QMP RESET) or printed a kernel banner; -1 before. */
+  get lastBootLine(): number {
+    return this.watcher.lastBootStart;
+  }
+
+  kernelProblemsSince(mark: number): KernelProblem[] {
+    return this.watcher.problemsSince(mark);
+  }
+
+  /**
+   * Keeps the whole console log as an artifact (qemu/artifacts.ts), named
+   * after the VM and `why`; returns its path, if one was written.
+   */
+  keepConsole(why: string): string | undefined {
+    return keepArtifact(`${this.spec.name}-${why}.console.log`, this.consoleText());
   }
 
   get hasExited(): boolean {
@@ -332,6 +364,8 @@ export class Vm extends EventEmitter<VmEvents> {
     this.consoleSocket?.destroy();
     this.watcher.end();
     this.log.close();
+    // A guest whose kernel reported a problem leaves its whole console behind.
+    if (this.watcher.problems.length > 0) this.keepConsole('kernel-problem');
     await this.qmp.close();
     for (const f of ['qmp', 'console', 'pidfile', 'state'] as const) rmSync(this.file(f), { force: true });
     this.emit('exit', exit);
@@ -359,8 +393,8 @@ export class Vm extends EventEmitter<VmEvents> {
     );
   }
 
-  /** The last lines of the serial console, from the log files. */
-  consoleTail(lines = 50): string[] {
+  /** The serial console as the log files keep it (the last 1-2 MiB). */
+  consoleText(): string {
     let text = '';
     for (const f of [`${this.file('consoleLog')}.1`, this.file('consoleLog')]) {
       try {
@@ -369,7 +403,12 @@ export class Vm extends EventEmitter<VmEvents> {
         // not written yet
       }
     }
-    const all = text.split(/\r?\n/).map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, ''));
+    return text;
+  }
+
+  /** The last lines of the serial console, from the log files. */
+  consoleTail(lines = 50): string[] {
+    const all = this.consoleText().split(/\r?\n/).map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, ''));
     if (all.at(-1) === '') all.pop();
     return all.slice(-lines);
   }
@@ -513,6 +552,7 @@ export async function launchVm(opts: LaunchOptions): Promise<Vm> {
   });
   const argv = vmArgv(spec, {
     kvmUsable: usesKvm(spec, kvm),
+    tcgCpu: tcgCpuModel(),
     qmpSocket: path('qmp'),
     console: { kind: 'socket', path: path('console') },
     pidfile: path('pidfile'),

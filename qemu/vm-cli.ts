@@ -1,7 +1,10 @@
 // `kniv vm run`: one command inside the appliance VM.
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
 import { runAppliance, type ApplianceIo, type ApplianceOptions, type ApplianceResult } from './appliance.js';
 import type { PortForward } from './appliance-argv.js';
+import { artifactsDir as configuredArtifactsDir } from './artifacts.js';
 import { KernelLabelSchema } from './kernels.js';
 
 const table: OptionsTable = {
@@ -42,10 +45,20 @@ function parseEnv(specs: string[] | undefined): Record<string, string> {
   return env;
 }
 
+function artifactsDirFromEnv(): string | undefined {
+  const dir = configuredArtifactsDir();
+  if (dir === undefined) return undefined;
+  const abs = resolve(dir);
+  mkdirSync(abs, { recursive: true });
+  return abs;
+}
+
 /** Report a failed run on stderr: why, then the tail of the kernel console. */
 export function reportFailure(result: ApplianceResult, err: NodeJS.WritableStream = process.stderr): void {
   if (result.failure === undefined) return;
   err.write(`kniv vm: ${result.failure}\n`);
+  if (result.problemReport !== undefined) err.write(`${result.problemReport}\n`);
+  if (result.consoleArtifact !== undefined) err.write(`kniv vm: the whole kernel console is kept in ${result.consoleArtifact}\n`);
   if (result.kernelProblem !== undefined || result.commandStatus === undefined || result.timedOut) {
     err.write(`--- kernel console (last ${result.consoleTail.length} lines) ---\n`);
     err.write(`${result.consoleTail.join('\n')}\n---\n`);
@@ -94,6 +107,8 @@ export async function vmRun(argv: string[]): Promise<number> {
   const kernel = KernelLabelSchema.safeParse(values.kernel ?? '6.1');
   if (!kernel.success) throw new UsageError(`--kernel must be 6.1 or 6.12, not ${JSON.stringify(values.kernel)}`);
   const timeout = intOption('timeout', values.timeout, 1, 86400);
+  // KNIV_ARTIFACTS: where consoles of faulted kernels are kept (qemu/artifacts.ts), shared into the VM.
+  const artifactsDir = artifactsDirFromEnv();
   const options: ApplianceOptions = {
     kernel: kernel.data,
     command: positionals,
@@ -104,6 +119,7 @@ export async function vmRun(argv: string[]): Promise<number> {
     env: parseEnv(values.env as string[] | undefined),
     ...(values['kni-module'] ? { kniModule: values['kni-module'] as string } : {}),
     ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
+    ...(artifactsDir ? { artifactsDir } : {}),
   };
   const memory = intOption('memory', values.memory, 256, 16384);
   const cpus = intOption('cpus', values.cpus, 1, 16);

@@ -1,7 +1,7 @@
 // `kniv test` (what `npm test` runs): the host suite, then the VM suite inside
 // the appliance VM once per kernel, one VM per suite. Reads each suite's TAP,
 // prints it readably and ends with one summary.
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { join } from 'node:path';
@@ -12,6 +12,13 @@ import { reportFailure } from '../qemu/vm-cli.js';
 import { KernelLabelSchema, type KernelLabel } from '../qemu/kernels.js';
 import { projectRoot } from '../qemu/paths.js';
 import { prebuildProbes } from './lib/probe.js';
+
+/**
+ * Where a run keeps its evidence: the whole console of every guest or
+ * appliance whose kernel reported a problem or whose test failed
+ * (qemu/artifacts.ts). Shared read-write into the appliance VM.
+ */
+export const ARTIFACTS_DIR = join(projectRoot, 'build', 'test-artifacts');
 
 const table: OptionsTable = {
   host: { type: 'boolean', help: 'run only the host suite' },
@@ -184,7 +191,7 @@ async function hostGroup(match: string[]): Promise<GroupResult> {
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'inherit',
-    env: { FORCE_COLOR: '0' },
+    env: { FORCE_COLOR: '0', KNIV_ARTIFACTS: ARTIFACTS_DIR },
   });
   child.stdout.pipe(report);
   const run = await child;
@@ -203,7 +210,7 @@ async function vmGroup(kernel: KernelLabel, match: string[]): Promise<GroupResul
   const report = new TapReport(process.stdout);
   const phases = vmPhases(readdirSync(join(projectRoot, 'dist', 'test', 'vm')).filter((f) => f.endsWith('.test.js')));
   const result = await runAppliance(
-    { kernel, command: ['sh', '-c', vmSuiteScript(phases, match)], cwd: projectRoot, timeoutMs: 40 * 60 * 1000, env: { FORCE_COLOR: '0' } },
+    { kernel, command: ['sh', '-c', vmSuiteScript(phases, match)], cwd: projectRoot, timeoutMs: 40 * 60 * 1000, env: { FORCE_COLOR: '0' }, artifactsDir: ARTIFACTS_DIR },
     { stdout: report, stderr: process.stderr },
   );
   report.end();
@@ -232,6 +239,8 @@ export async function runTests(argv: string[]): Promise<number> {
     return r.data;
   });
   const started = Date.now();
+  mkdirSync(ARTIFACTS_DIR, { recursive: true });
+  const artifactsBefore = new Set(readdirSync(ARTIFACTS_DIR));
   const groups: GroupResult[] = [];
   if (!values.vm) groups.push(await hostGroup(match));
   if (!values.host) {
@@ -254,7 +263,10 @@ export async function runTests(argv: string[]): Promise<number> {
       `  ${g.name.padEnd(10)} ${String(g.passed).padStart(4)} passed ${String(g.failed).padStart(3)} failed ${String(g.skipped).padStart(3)} skipped  ${g.seconds.toFixed(0).padStart(5)} s${g.problem ? `  (${g.problem})` : ''}\n`,
     );
   }
-  process.stdout.write(`  total time ${((Date.now() - started) / 1000).toFixed(0)} s\n\n`);
+  process.stdout.write(`  total time ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+  const kept = readdirSync(ARTIFACTS_DIR).filter((f) => !artifactsBefore.has(f));
+  if (kept.length > 0) process.stdout.write(`  consoles kept in ${ARTIFACTS_DIR}: ${kept.join(', ')}\n`);
+  process.stdout.write('\n');
   process.stdout.write(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
   return failed === 0 && passed > 0 ? 0 : 1;
 }

@@ -47,6 +47,12 @@ if [ -n "$KNIV_STATE_DIR" ]; then
 	mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 state "/newroot$KNIV_STATE_DIR" ||
 		{ say "cannot mount the state directory over 9p"; status 125 /dev/hvc2; }
 fi
+# Where tests keep evidence (consoles of faulted guests), likewise.
+if [ -n "$KNIV_ARTIFACTS_DIR" ]; then
+	mkdir -p "/newroot$KNIV_ARTIFACTS_DIR"
+	mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 artifacts "/newroot$KNIV_ARTIFACTS_DIR" ||
+		{ say "cannot mount the artifacts directory over 9p"; status 125 /dev/hvc2; }
+fi
 # modprobe inside the VM finds the appliance kernel's own module tree.
 mkdir -p "/newroot/lib/modules/$KNIV_RELEASE"
 mount --bind "/mnt/host$KNIV_MODULES" "/newroot/lib/modules/$KNIV_RELEASE"
