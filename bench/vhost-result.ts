@@ -140,6 +140,8 @@ export const VhostBenchResultSchema = z.object({
     memoryMiB: z.number().int().min(1),
     /** Launch until the guest reported ready (its NICs up, iperf3 -s started). */
     bootSeconds: z.number().min(0),
+    /** The first problem line of each boot that faulted and was reset before the guest came up. */
+    bootFaults: z.array(z.string()).default([]),
   }),
   /** Per path: vhost-net asked for, and started (qemu's x-query-virtio-status) once the guest was up. */
   vhost: z.array(z.object({ path: PathSchema, requested: z.boolean(), started: z.boolean() })),
@@ -190,7 +192,7 @@ export function formatTable(result: VhostBenchResult): string {
   const where = s.where === 'appliance-vm' ? `the appliance VM (${s.accel?.toUpperCase() ?? '?'})` : 'this system';
   const lines = [
     'kni-vhost: guest <-> host through KNI sockets and TAP devices, vhost-net ' + (c.vhost ? 'on' : 'off'),
-    `guest: kernel ${g.kernel}, ${g.vcpus} vCPU, ${g.memoryMiB} MiB, ${g.accel.toUpperCase()}, booted in ${g.bootSeconds.toFixed(0)} s; run in ${where}, kernel ${s.kernel}, ${s.cpus} CPUs`,
+    `guest: kernel ${g.kernel}, ${g.vcpus} vCPU, ${g.memoryMiB} MiB, ${g.accel.toUpperCase()}, booted in ${g.bootSeconds.toFixed(0)} s${g.bootFaults.length ? ` (${g.bootFaults.length} faulted boot(s) reset first)` : ''}; run in ${where}, kernel ${s.kernel}, ${s.cpus} CPUs`,
     ...(g.accel === 'tcg' ? ['TCG: the guest CPU is emulated, so these figures mostly measure emulation; compare paths side by side, not with hardware'] : []),
     `iperf3 ${c.seconds} s per run (TCP after ${c.omitSeconds} s omitted), median of ${c.repeat}; TCP: Mbit/s received (retransmits); UDP ${c.udpBytes} B, ${c.udpRate > 0 ? `${c.udpRate} datagrams/s offered` : 'sent as fast as the sender can'}: datagrams/s received (loss)`,
     `vhost-net: ${result.vhost.map((v) => `${v.path} ${v.requested ? (v.started ? 'started' : 'NOT started') : 'off'}`).join(', ')}${result.vhostFallback ? `; qemu: ${result.vhostFallback}` : ''}`,

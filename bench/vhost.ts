@@ -20,7 +20,9 @@ import { join } from 'node:path';
 import { execa, execaSync } from 'execa';
 import type { z } from 'zod';
 import { kvmUsable } from '../qemu/accel.js';
-import { GUEST_ERROR, GUEST_READY, guestBoot } from '../qemu/guest-image.js';
+import { formatProblem } from '../qemu/console.js';
+import { waitForGuestReady } from '../qemu/guest-boot.js';
+import { GUEST_ERROR, guestBoot } from '../qemu/guest-image.js';
 import { loadKernels, type Kernel } from '../qemu/kernels.js';
 import { launchVm, type Vm } from '../qemu/launcher.js';
 import { vhostWakeups } from '../qemu/vhost-workers.js';
@@ -294,15 +296,18 @@ export async function runVhostBench(input: VhostBenchConfigInput, opts: VhostBen
     log(`guest launched (qemu ${guest.pid}); waiting for it to boot`);
     for (const s of setups) await s.afterLaunch?.();
 
-    await waitForLine(guest, consoleLines, GUEST_READY, opts.bootTimeoutMs ?? 20 * 60_000, signal);
+    const up = await waitForGuestReady(guest, { timeoutMs: opts.bootTimeoutMs ?? 20 * 60_000, signal, log }).catch((err: Error) => {
+      throw signal?.aborted ? new BenchAbortedError() : err;
+    });
     const bootSeconds = (Date.now() - launchedAt) / 1000;
     const errors = consoleLines.filter((l) => GUEST_ERROR.test(l));
     if (errors.length > 0) throw new Error(`the guest reported: ${errors.join('; ')}`);
-    log(`guest ready after ${bootSeconds.toFixed(0)} s`);
-    // A panic while booting reboots the guest (panic=-1); it counts against
-    // the run only if it happens once the guest is up.
-    const bootProblem = guest.kernelProblem;
-    if (bootProblem !== undefined) log(`the guest kernel reported a problem while booting, then rebooted and came up: ${bootProblem}`);
+    log(`guest ready after ${bootSeconds.toFixed(0)} s${up.faults.length ? `, after ${up.faults.length} faulted boot(s) were reset` : ''}`);
+    // Faults while booting were reset (qemu/guest-boot.ts); one once the guest is up fails the run.
+    const failIfFaulted = () => {
+      const p = guest.kernelProblemsSince(up.readyMark)[0];
+      if (p !== undefined) throw new Error(`the guest kernel reported a problem after it was up: ${formatProblem(p)}`);
+    };
     progress('guest ready', 0.25, `booted in ${bootSeconds.toFixed(0)} s`);
 
     const status = await guest.vhostStatus();
@@ -365,10 +370,11 @@ export async function runVhostBench(input: VhostBenchConfigInput, opts: VhostBen
       };
       runs.push(run);
       log(`${what}: ${run.protocol === 'tcp' ? `${run.mbps.toFixed(1)} Mbit/s, ${run.retransmits ?? '?'} retransmits` : `${(run.pps ?? 0).toFixed(0)} datagrams/s, ${(run.lossPercent ?? 0).toFixed(1)}% lost`}`);
-      if (guest.kernelProblem !== undefined && bootProblem === undefined) throw new Error(`the guest kernel reported a problem: ${guest.kernelProblem}`);
+      failIfFaulted();
     }
     progress('stopping guest', 0.99);
     await guest.stop();
+    failIfFaulted();
 
     return VhostBenchResultSchema.parse({
       benchmark: 'vhost',
@@ -392,6 +398,7 @@ export async function runVhostBench(input: VhostBenchConfigInput, opts: VhostBen
         vcpus: config.guestCpus,
         memoryMiB: config.guestMemoryMiB,
         bootSeconds,
+        bootFaults: up.faults.map((f) => f.problem.line),
       },
       vhost,
       vhostFallback,
@@ -401,6 +408,14 @@ export async function runVhostBench(input: VhostBenchConfigInput, opts: VhostBen
       runs,
       summary: summarise(runs),
     });
+  } catch (err) {
+    // A failed run leaves the guest's whole console behind (qemu/artifacts.ts),
+    // unless the launcher already kept it for a kernel problem.
+    if (vm && vm.kernelProblems.length === 0 && !(err instanceof BenchAbortedError)) {
+      const kept = vm.keepConsole('bench-failed');
+      if (kept) log(`the guest console is kept in ${kept}`);
+    }
+    throw err;
   } finally {
     if (vm && !vm.hasExited) await vm.stop({ quitTimeoutMs: 5000, termTimeoutMs: 5000 }).catch(() => undefined);
     for (const u of undo.reverse()) {
@@ -412,33 +427,6 @@ export async function runVhostBench(input: VhostBenchConfigInput, opts: VhostBen
     }
     kni?.close();
   }
-}
-
-/** Waits for a console line, failing early when qemu exits, the guest kernel reports a bug, or the run is aborted. */
-function waitForLine(vm: Vm, lines: string[], re: RegExp, timeoutMs: number, signal: AbortSignal | undefined): Promise<string> {
-  const seen = lines.find((l) => re.test(l));
-  if (seen !== undefined) return Promise.resolve(seen);
-  return new Promise((resolve, reject) => {
-    const done = (err: Error | undefined, line?: string) => {
-      clearTimeout(timer);
-      vm.off('console', onLine);
-      vm.off('exit', onExit);
-      signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(line!);
-    };
-    const onLine = (line: string) => {
-      if (re.test(line)) done(undefined, line);
-      else if (vm.kernelProblem) done(new Error(`the guest kernel reported a problem: ${vm.kernelProblem}`));
-    };
-    const onExit = () => done(new Error(`qemu exited before the guest was ready; console tail:\n${vm.consoleTail(30).join('\n')}\nqemu: ${vm.qemuOutput()}`));
-    const onAbort = () => done(new BenchAbortedError());
-    const timer = setTimeout(() => done(new Error(`the guest was not ready within ${timeoutMs / 1000} s; console tail:\n${vm.consoleTail(30).join('\n')}`)), timeoutMs);
-    vm.on('console', onLine);
-    vm.on('exit', onExit);
-    signal?.addEventListener('abort', onAbort);
-    if (signal?.aborted) onAbort();
-  });
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>

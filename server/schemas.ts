@@ -278,6 +278,10 @@ export const BenchResultSchema = z.object({
     vcpus: z.number().int(),
     memoryMiB: z.number().int(),
     bootSeconds: z.number().describe('launch until the guest was ready'),
+    bootFaults: z
+      .array(z.string())
+      .default([])
+      .describe('the first console line of each boot whose kernel faulted before the guest was up; each was reset and booted again'),
   }),
   durationS: z.number().int().describe('measured seconds of each iperf3 run'),
   repeat: z.number().int(),

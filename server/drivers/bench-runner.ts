@@ -49,7 +49,7 @@ export function benchResult(r: VhostBenchResult): BenchResult {
     })),
     accel: r.guest.accel,
     kernel: r.system.kernel,
-    guest: { kernel: r.guest.kernel, vcpus: r.guest.vcpus, memoryMiB: r.guest.memoryMiB, bootSeconds: r.guest.bootSeconds },
+    guest: { kernel: r.guest.kernel, vcpus: r.guest.vcpus, memoryMiB: r.guest.memoryMiB, bootSeconds: r.guest.bootSeconds, bootFaults: r.guest.bootFaults },
     durationS: r.config.seconds,
     repeat: r.config.repeat,
     udpPayloadBytes: r.config.udpBytes,

@@ -330,7 +330,7 @@ export class FakeBench implements BenchRunner {
       results,
       accel: this.accel,
       kernel: '6.1.0-99-amd64',
-      guest: { kernel: '6.1.0-99-amd64', vcpus: 1, memoryMiB: 256, bootSeconds: 100 },
+      guest: { kernel: '6.1.0-99-amd64', vcpus: 1, memoryMiB: 256, bootSeconds: 100, bootFaults: [] },
       durationS: spec.durationS,
       repeat: spec.repeat,
       udpPayloadBytes: spec.udpPayloadBytes,

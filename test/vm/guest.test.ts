@@ -23,7 +23,9 @@ import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { closeFd, DataPlane, enableSocket, Kni, setVnetHdr, type KniInterface } from '../../native/index.js';
-import { GUEST_ERROR, GUEST_EXIT, GUEST_READY, guestBoot } from '../../qemu/guest-image.js';
+import { formatProblem } from '../../qemu/console.js';
+import { waitForGuestReady, type GuestUp } from '../../qemu/guest-boot.js';
+import { GUEST_ERROR, GUEST_EXIT, guestBoot } from '../../qemu/guest-image.js';
 import { loadKernels } from '../../qemu/kernels.js';
 import { launchVm, type Vm } from '../../qemu/launcher.js';
 import { vhostWakeups, vhostWorkers } from '../../qemu/vhost-workers.js';
@@ -42,6 +44,8 @@ const ifaces: KniInterface[] = [];
 const planes: DataPlane[] = [];
 let vm: Vm | undefined;
 let launchedAt = 0;
+let up: GuestUp | undefined;
+let anyFailed = false;
 /** The sockets handed to qemu, as /proc/PID/fd names them ("socket:[INODE]"). */
 let socketNames: string[] = [];
 
@@ -133,8 +137,14 @@ test.before(async () => {
   }
 });
 
+test.afterEach.always((t) => {
+  if (!t.passed) anyFailed = true;
+});
+
 test.after.always(async () => {
   if (vm && !vm.hasExited) await vm.stop();
+  // A failed test leaves the guest's whole console behind (a kernel problem already did, in the launcher).
+  if (vm && anyFailed && vm.kernelProblems.length === 0) vm.keepConsole('test-failed');
   for (const p of planes) p.stop();
   kni.close();
   for (const [i, n] of NICS.entries()) await sh(`ip netns del ${n.ns}; ip link del kvgp${i}a`).catch(() => undefined);
@@ -172,8 +182,8 @@ test.serial('a guest boots with three KNI sockets as its NICs and pings every pe
   for (const n of NICS) t.regex(readFileSync(`/sys/class/net/${n.kni}/sock_en`, 'utf8'), /^1/, `${n.kni}'s socket is attached`);
   t.deepEqual(socketNames.filter((name) => !qemuFds().includes(name)), [], 'qemu holds all three sockets');
 
-  const ready = await waitForConsole(GUEST_READY, 18 * 60_000);
-  t.log(`guest ready after ${((Date.now() - launchedAt) / 1000).toFixed(0)} s wall clock (guest uptime ${GUEST_READY.exec(ready)?.[1]} s) on ${release()}`);
+  up = await waitForGuestReady(vm, { timeoutMs: 18 * 60_000, log: (m) => t.log(m) });
+  t.log(`guest ready after ${((Date.now() - launchedAt) / 1000).toFixed(0)} s wall clock (guest uptime ${/uptime=([\d.]+)/.exec(up.ready)?.[1]} s) on ${release()}${up.faults.length ? `, ${up.faults.length} faulted boot(s) reset first` : ''}`);
   const exit = await waitForConsole(GUEST_EXIT, 5 * 60_000);
   t.is(exit, 'kniv-guest: exit 0', `the guest's pings failed:\n${vm.consoleTail(30).join('\n')}`);
   t.deepEqual(consoleLines.filter((l) => GUEST_ERROR.test(l)), []);
@@ -228,6 +238,11 @@ test.serial('the guest counted no checksum errors on any NIC', async (t) => {
   const from = consoleLines.length;
   const line = await waitForConsole(GUEST_SNMP, 60_000, from);
   t.is(csumErrors(GUEST_SNMP.exec(line)![1]!), 0, line);
+});
+
+test.serial('the guest kernel reported no problem once it was up', (t) => {
+  if (!vm || !up) return t.fail('no guest');
+  t.deepEqual(vm.kernelProblemsSince(up.readyMark).map(formatProblem), []);
 });
 
 test.serial('kniv sock exec hands a socket to a command as fd 3 and detaches it when the command ends', async (t) => {

@@ -10,6 +10,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { keepArtifact } from '../../qemu/artifacts.js';
+import { kernelProblem } from '../../qemu/console.js';
 import { GUEST_READY, guestBoot } from '../../qemu/guest-image.js';
 import { loadKernels } from '../../qemu/kernels.js';
 import { netdev, nsExec, peer, serve, sh, stateDir } from '../lib/service.js';
@@ -58,9 +60,19 @@ guestTest('a guest wired to an interface pings through it; restarts and kill -9 
     await new Promise((r) => setTimeout(r, 2000));
   }
   t.true(ready, `the guest did not report ready:\n${await guestConsole()}`);
+  // The service does not reset a faulted boot (qemu/guest-boot.ts does, for
+  // the benchmark and guest.test.ts): any problem line fails this test.
+  const problemLines = () => guestConsole().then((text) => text.split('\n').filter(kernelProblem));
+  t.deepEqual(await problemLines(), [], 'the guest kernel reported no problem while booting');
   // The guest answers the peer namespace through vhost-net → KNI socket → data plane → veth.
+  t.teardown(async () => {
+    // The run directory goes with the state directory: a failed test keeps the console.
+    if (!t.passed) keepArtifact('service-guest-g1.console.log', await guestConsole().catch(() => ''));
+  });
   const ping = await nsExec('B', 'for i in $(seq 1 60); do ping -c 1 -W 1 10.99.1.3 && exit 0; done; exit 1');
   t.is(ping.exitCode, 0, `${ping.all}\n--- console ---\n${(await s.call('GET', '/v1/vms/g1/console')).text}`);
+
+  t.deepEqual(await problemLines(), [], 'nor while it was pinged');
 
   // The service restarts: qemu survives, is re-adopted, and reported degraded (its socket was the old interface's).
   await s.stop('SIGTERM');

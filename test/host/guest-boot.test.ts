@@ -1,0 +1,146 @@
+// waitForGuestReady's judgement of a boot, over the real ConsoleWatcher fed
+// lines like those a 6.12 guest printed when nested TCG faulted it (CI, 2026-12):
+// a fault before the guest is up is kept, reset and waited out, a bounded
+// number of times; the ready line of a faulted boot does not count.
+import test from 'ava';
+import { EventEmitter } from 'node:events';
+import { ConsoleWatcher, EXCERPT_AFTER, EXCERPT_BEFORE } from '../../qemu/console.js';
+import { GuestBootError, waitForGuestReady } from '../../qemu/guest-boot.js';
+import type { Vm } from '../../qemu/launcher.js';
+
+// At loglevel=5 the guest prints no kernel banner (a notice): its first lines are init's.
+const BOOT = ['kniv-guest: configuring eth0', 'kniv-guest: configuring eth1'];
+const OOPS = [
+  '[   14.023275] Oops: general protection fault, maybe for address 0x10: 0000 [#1] PREEMPT SMP NOPTI',
+  '[   14.023900] CPU: 0 UID: 0 PID: 1 Comm: swapper/0 Not tainted 6.12.117+deb12-amd64 #1',
+  '[   14.024100] RIP: 0010:kmem_cache_alloc_noprof+0x8a/0x2f0',
+  '[   14.024200] Code: 4c 8b 45 00 65 4c 03 05 ...',
+  '[   14.024300] Call Trace:',
+  '[   14.024400]  <TASK>',
+  '[   14.024500]  ? die_addr+0x36/0x90',
+  '[   14.024600] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b',
+];
+const READY = 'kniv-guest: ready uptime=42.10';
+
+class ConsoleVm extends EventEmitter {
+  readonly watcher = new ConsoleWatcher(200, (l) => this.emit('console', l));
+  resets = 0;
+  kept: string[] = [];
+  hasExited = false;
+  onReset: () => void = () => undefined;
+  print(lines: readonly string[]) {
+    this.watcher.feed(lines.map((l) => `${l}\n`).join(''));
+  }
+  kernelProblemsSince(mark: number) {
+    return this.watcher.problemsSince(mark);
+  }
+  get consoleLineCount() {
+    return this.watcher.lineCount;
+  }
+  get lastBootLine() {
+    return this.watcher.lastBootStart;
+  }
+  keepConsole(why: string) {
+    this.kept.push(why);
+    return `/artifacts/${why}.console.log`;
+  }
+  // As the launcher does on qemu's RESET event.
+  async reboot() {
+    this.resets++;
+    this.watcher.markBoot();
+    setImmediate(() => this.onReset());
+  }
+  consoleTail(n: number) {
+    return this.watcher.lastLines().slice(-n);
+  }
+  consoleText() {
+    return '';
+  }
+  qemuOutput() {
+    return '';
+  }
+}
+const asVm = (v: ConsoleVm) => v as unknown as Vm;
+const quick = { timeoutMs: 5000, settleMs: 20 };
+
+test('a clean boot is up at its ready line, with no faults', async (t) => {
+  const vm = new ConsoleVm();
+  const up = waitForGuestReady(asVm(vm), quick);
+  vm.print([...BOOT, READY, 'after']);
+  const r = await up;
+  t.is(r.ready, READY);
+  t.deepEqual(r.faults, []);
+  t.is(r.readyMark, BOOT.length + 1);
+  t.is(vm.resets, 0);
+});
+
+test('an Oops while booting is kept, the guest is reset, and the next clean boot is up; its ready line does not count', async (t) => {
+  const vm = new ConsoleVm();
+  const logs: string[] = [];
+  vm.onReset = () => vm.print([...BOOT, READY]);
+  const up = waitForGuestReady(asVm(vm), { ...quick, log: (m) => logs.push(m) });
+  // The faulted boot goes on to print its ready line: it must not be taken.
+  vm.print([...BOOT, ...OOPS.slice(0, 7), READY]);
+  const r = await up;
+  t.is(vm.resets, 1);
+  t.is(r.faults.length, 1);
+  t.is(r.faults[0]!.problem.line, OOPS[0]!);
+  t.is(r.faults[0]!.artifact, '/artifacts/boot-fault-1.console.log');
+  t.deepEqual(vm.kept, ['boot-fault-1']);
+  t.regex(logs[0]!, /faulted while booting \(boot 1\); resetting it/);
+  t.regex(logs[0]!, /RIP: 0010:kmem_cache_alloc_noprof/, 'the log carries the report, not just its first line');
+  t.regex(logs[0]!, /Call Trace/);
+  t.is(r.readyMark, vm.consoleLineCount);
+});
+
+test('a panic that restarts the kernel by itself (panic=-1) is not reset again', async (t) => {
+  const vm = new ConsoleVm();
+  const up = waitForGuestReady(asVm(vm), quick);
+  vm.print([...BOOT, ...OOPS]);
+  vm.watcher.markBoot(); // qemu's RESET event: the guest reset itself
+  vm.print(['kniv-guest: early line of the next boot']);
+  await new Promise((r) => setTimeout(r, 100));
+  vm.print([READY]);
+  const r = await up;
+  t.is(vm.resets, 0);
+  t.is(r.faults.length, 1);
+});
+
+test('a guest that faults on every boot fails after maxReboots resets, with the report', async (t) => {
+  const vm = new ConsoleVm();
+  vm.onReset = () => vm.print([...BOOT, ...OOPS.slice(0, 3)]);
+  const up = waitForGuestReady(asVm(vm), { ...quick, maxReboots: 2 });
+  vm.print([...BOOT, ...OOPS.slice(0, 3)]);
+  const err = await t.throwsAsync(up, { instanceOf: GuestBootError });
+  t.is(vm.resets, 2);
+  t.is((err as GuestBootError).faults.length, 3);
+  t.regex(err!.message, /faulted on each of 3 boots/);
+  t.regex(err!.message, /RIP: 0010/);
+});
+
+test('qemu exiting and the time limit end the wait with the console tail', async (t) => {
+  const vm = new ConsoleVm();
+  const up = waitForGuestReady(asVm(vm), quick);
+  vm.print(BOOT);
+  vm.emit('exit', { code: 1, signal: undefined });
+  await t.throwsAsync(up, { message: /qemu exited before the guest was ready[\s\S]*configuring eth1/ });
+  const slow = new ConsoleVm();
+  await t.throwsAsync(waitForGuestReady(asVm(slow), { ...quick, timeoutMs: 50 }), { message: /not ready within 0.05 s/ });
+});
+
+test('the watcher keeps the lines before a problem and the report after it as one excerpt', (t) => {
+  const w = new ConsoleWatcher(5);
+  const before = Array.from({ length: 20 }, (_, i) => `line ${i}`);
+  const after = Array.from({ length: EXCERPT_AFTER + 5 }, (_, i) => `trace ${i}`);
+  w.feed([...before, OOPS[0]!, ...OOPS.slice(1), ...after].map((l) => `${l}\n`).join(''));
+  t.is(w.problems.length, 1, "the report's own panic line does not open a second problem");
+  const p = w.problems[0]!;
+  t.is(p.lineNo, 20);
+  t.deepEqual(p.excerpt.slice(0, EXCERPT_BEFORE), before.slice(-EXCERPT_BEFORE));
+  t.is(p.excerpt.length, EXCERPT_BEFORE + 1 + EXCERPT_AFTER);
+  t.true(p.excerpt.includes(OOPS[2]!));
+  t.deepEqual(w.lastLines(), after.slice(-5), 'the tail stays as long as asked');
+  w.feed('[ 99.0] WARNING: CPU: 0 PID: 1 at x\n');
+  t.is(w.problems.length, 2, 'a problem past the open excerpt is a new one');
+  t.deepEqual(w.problemsSince(21).map((q) => q.line), ['[ 99.0] WARNING: CPU: 0 PID: 1 at x']);
+});
