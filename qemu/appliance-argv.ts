@@ -22,6 +22,8 @@ export interface ApplianceArgvSpec {
   memoryMiB: number;
   cpus: number;
   kvm: boolean;
+  /** The -cpu model under TCG (accel.ts tcgCpuModel()); KVM always gets `host`. */
+  tcgCpu: string;
   kernelArgs: readonly string[];
   /** fw_cfg items (name below opt/kniv/ → content); base64 keeps commas out. */
   fwcfg: Readonly<Record<string, string>>;
@@ -37,7 +39,7 @@ export function applianceArgv(spec: ApplianceArgvSpec): string[] {
     '-display', 'none',
     '-no-reboot',
     '-machine', 'q35',
-    ...(spec.kvm ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
+    ...(spec.kvm ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', spec.tcgCpu]),
     '-smp', String(spec.cpus),
     '-m', `${spec.memoryMiB}M`,
     '-kernel', spec.kernel,

@@ -14,6 +14,8 @@ export type ConsoleTarget =
 export interface VmRuntime {
   /** Whether KVM works here (accel.ts kvmUsable()); decides accel 'auto'. */
   kvmUsable: boolean;
+  /** The -cpu model under TCG (accel.ts tcgCpuModel()); KVM always gets `host`. */
+  tcgCpu: string;
   /** QMP listens on this unix socket. */
   qmpSocket: string;
   console: ConsoleTarget;
@@ -49,7 +51,7 @@ export function vmArgv(spec: VmSpec, rt: VmRuntime): string[] {
     '-no-user-config',
     '-display', 'none',
     '-machine', 'q35',
-    ...(usesKvm(spec, rt.kvmUsable) ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
+    ...(usesKvm(spec, rt.kvmUsable) ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', rt.tcgCpu]),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
     '-pidfile', rt.pidfile,

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { DEFAULT_TCG_CPU, tcgCpuModel } from '../../qemu/accel.js';
 import { applianceArgv, type ApplianceArgvSpec } from '../../qemu/appliance-argv.js';
 
 const spec: ApplianceArgvSpec = {
@@ -7,6 +8,7 @@ const spec: ApplianceArgvSpec = {
   memoryMiB: 1024,
   cpus: 2,
   kvm: false,
+  tcgCpu: 'Nehalem',
   kernelArgs: ['console=ttyS0', 'panic=-1'],
   fwcfg: { config: Buffer.from('A=1, B=2').toString('base64') },
   forwards: [],
@@ -17,7 +19,7 @@ const after = (argv: string[], flag: string) => argv.filter((_, i) => argv[i - 1
 test('TCG when KVM is not usable, KVM with the host CPU when it is', (t) => {
   const tcg = applianceArgv(spec);
   t.deepEqual(after(tcg, '-accel'), ['tcg,thread=multi']);
-  t.deepEqual(after(tcg, '-cpu'), ['max']);
+  t.deepEqual(after(tcg, '-cpu'), ['Nehalem']);
   const kvm = applianceArgv({ ...spec, kvm: true });
   t.deepEqual(after(kvm, '-accel'), ['kvm']);
   t.deepEqual(after(kvm, '-cpu'), ['host']);
@@ -54,4 +56,21 @@ test('fw_cfg items must be base64 so that no comma can split the option', (t) =>
   t.deepEqual(after(applianceArgv(spec), '-fw_cfg'), [`name=opt/kniv/config,string=${spec.fwcfg.config}`]);
   t.throws(() => applianceArgv({ ...spec, fwcfg: { config: 'a,b' } }), { message: /base64/ });
   t.throws(() => applianceArgv({ ...spec, fwcfg: { 'x,y': 'QQ==' } }), { message: /fw_cfg name/ });
+});
+
+test('the TCG CPU model is Nehalem unless KNIV_TCG_CPU names another, which must be a -cpu value', (t) => {
+  const saved = process.env.KNIV_TCG_CPU;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.KNIV_TCG_CPU;
+    else process.env.KNIV_TCG_CPU = saved;
+  });
+  delete process.env.KNIV_TCG_CPU;
+  t.is(tcgCpuModel(), DEFAULT_TCG_CPU);
+  t.is(DEFAULT_TCG_CPU, 'Nehalem');
+  process.env.KNIV_TCG_CPU = 'max,-avx2,-bmi2';
+  t.is(tcgCpuModel(), 'max,-avx2,-bmi2');
+  for (const bad of ['max;reboot', 'max,,x', ',max', 'max -S']) {
+    process.env.KNIV_TCG_CPU = bad;
+    t.throws(() => tcgCpuModel(), { message: /KNIV_TCG_CPU must be a qemu -cpu value/ }, bad);
+  }
 });

@@ -21,10 +21,10 @@ test('--nic and --net syntax', (t) => {
 });
 
 test('the guest command line: kniv.* words, the script in base64, a length check', (t) => {
-  t.is(guestCmdline({}), 'console=ttyS0 quiet mitigations=off panic=-1 cryptomgr.notests');
+  t.is(guestCmdline({}), 'console=ttyS0 loglevel=5 mitigations=off panic=-1 cryptomgr.notests');
   t.is(
     guestCmdline({ net: [{ ifname: 'eth0', address: '10.1.0.2/24' }, { ifname: 'eth1', address: '10.2.0.2/24' }], gateway: '10.1.0.1', iperfServer: true, run: "echo 'a b'", poweroff: true }),
-    `console=ttyS0 quiet mitigations=off panic=-1 cryptomgr.notests kniv.net=eth0:10.1.0.2/24,eth1:10.2.0.2/24 kniv.gw=10.1.0.1 kniv.iperf=1 kniv.run=${Buffer.from("echo 'a b'").toString('base64')} kniv.poweroff=1`,
+    `console=ttyS0 loglevel=5 mitigations=off panic=-1 cryptomgr.notests kniv.net=eth0:10.1.0.2/24,eth1:10.2.0.2/24 kniv.gw=10.1.0.1 kniv.iperf=1 kniv.run=${Buffer.from("echo 'a b'").toString('base64')} kniv.poweroff=1`,
   );
   t.throws(() => guestCmdline({ run: 'x'.repeat(1600) }), { message: /the guest command line is \d+ bytes; x86 allows 2047/ });
   t.throws(() => guestCmdline({ net: [{ ifname: 'eth0,x', address: '10.1.0.2/24' }] }), { name: 'ZodError' });

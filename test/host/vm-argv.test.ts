@@ -5,6 +5,7 @@ import { defaultMac, VmSpecSchema, type VmSpecInput } from '../../qemu/vm-spec.j
 
 const rt: VmRuntime = {
   kvmUsable: false,
+  tcgCpu: 'Nehalem',
   qmpSocket: '/run/g/qmp.sock',
   console: { kind: 'socket', path: '/run/g/console.sock' },
   pidfile: '/run/g/qemu.pid',
@@ -33,10 +34,10 @@ test('accel: auto follows KVM usability, kvm and tcg are taken as given', (t) =>
     const argv = argvOf({ ...base, accel }, { kvmUsable });
     return [...after(argv, '-accel'), ...after(argv, '-cpu')];
   };
-  t.deepEqual(accel('auto', false), ['tcg', 'max']);
+  t.deepEqual(accel('auto', false), ['tcg', 'Nehalem']);
   t.deepEqual(accel('auto', true), ['kvm', 'host']);
   t.deepEqual(accel('kvm', false), ['kvm', 'host']);
-  t.deepEqual(accel('tcg', true), ['tcg', 'max']);
+  t.deepEqual(accel('tcg', true), ['tcg', 'Nehalem']);
 });
 
 test('QMP is a unix socket server that does not wait; -S when started paused', (t) => {
