@@ -4,9 +4,14 @@
 // number of times; the ready line of a faulted boot does not count.
 import test from 'ava';
 import { EventEmitter } from 'node:events';
-import { ConsoleWatcher, EXCERPT_AFTER, EXCERPT_BEFORE } from '../../qemu/console.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConsoleWatcher, EXCERPT_AFTER, EXCERPT_BEFORE, formatProblem } from '../../qemu/console.js';
 import { GuestBootError, waitForGuestReady } from '../../qemu/guest-boot.js';
-import type { Vm } from '../../qemu/launcher.js';
+import { guestBoot } from '../../qemu/guest-image.js';
+import { kernel } from '../../qemu/kernels.js';
+import { launchVm, type Vm } from '../../qemu/launcher.js';
 
 // At loglevel=5 the guest prints no kernel banner (a notice): its first lines are init's.
 const BOOT = ['kniv-guest: configuring eth0', 'kniv-guest: configuring eth1'];
@@ -143,4 +148,50 @@ test('the watcher keeps the lines before a problem and the report after it as on
   w.feed('[ 99.0] WARNING: CPU: 0 PID: 1 at x\n');
   t.is(w.problems.length, 2, 'a problem past the open excerpt is a new one');
   t.deepEqual(w.problemsSince(21).map((q) => q.line), ['[ 99.0] WARNING: CPU: 0 PID: 1 at x']);
+});
+
+// The same judgement against real qemu on the host (TCG, a few seconds a boot).
+
+function realRunDir(t: import('ava').ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kniv-boot-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test.serial('real qemu: a kernel that panics on every boot restarts itself (qemu RESET), is not reset again, and fails after maxReboots with the panic and its console kept', async (t) => {
+  const artifacts = realRunDir(t);
+  const saved = process.env.KNIV_ARTIFACTS;
+  process.env.KNIV_ARTIFACTS = artifacts;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.KNIV_ARTIFACTS;
+    else process.env.KNIV_ARTIFACTS = saved;
+  });
+  const boot = guestBoot(kernel('6.1'), {});
+  // No init in the initramfs and no root device: "Kernel panic - not syncing", then panic=-1.
+  const vm = await launchVm({ spec: { name: 'panics', memoryMiB: 256, boot: { ...boot, cmdline: `${boot.cmdline} rdinit=/nonexistent` } }, runDir: realRunDir(t) });
+  t.teardown(() => vm.stop());
+  const resets: string[] = [];
+  vm.qmp.on('event', (e) => e.event === 'RESET' && resets.push(JSON.stringify(e.data)));
+  const logs: string[] = [];
+  const err = await t.throwsAsync(waitForGuestReady(vm, { timeoutMs: 240_000, maxReboots: 1, log: (m) => logs.push(m) }), { instanceOf: GuestBootError });
+  t.regex(err!.message, /faulted on each of 2 boots; the last time: .*Kernel panic/);
+  t.regex(logs[0]!, /it restarted itself/, 'the panic=-1 reboot is seen through QMP, not reset twice');
+  t.true(resets.length >= 1 && resets.every((r) => /"guest":true/.test(r)), resets.join(' '));
+  const kept = (err as GuestBootError).faults.map((f) => f.artifact);
+  t.is(kept.length, 2);
+  for (const k of kept) t.regex(readFileSync(k!, 'utf8'), /Kernel panic - not syncing/);
+});
+
+test.serial('real qemu: a fault after the guest is up is not forgiven: kernelProblemsSince(readyMark) has it, with its report', async (t) => {
+  // The guest's script runs once it is ready: sysrq c panics the kernel at once.
+  const boot = guestBoot(kernel('6.1'), { run: 'sleep 1; echo c > /proc/sysrq-trigger' });
+  const vm = await launchVm({ spec: { name: 'crashes', memoryMiB: 256, boot }, runDir: realRunDir(t) });
+  t.teardown(() => vm.stop());
+  const up = await waitForGuestReady(vm, { timeoutMs: 240_000 });
+  t.deepEqual(up.faults, []);
+  const deadline = Date.now() + 120_000;
+  while (vm.kernelProblemsSince(up.readyMark).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  const p = vm.kernelProblemsSince(up.readyMark)[0];
+  t.truthy(p, vm.consoleTail(30).join('\n'));
+  t.regex(formatProblem(p!), /sysrq triggered crash[\s\S]*--- console around it ---/);
 });
