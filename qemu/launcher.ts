@@ -238,6 +238,8 @@ export class Vm extends EventEmitter<VmEvents> {
   readonly exited: Promise<VmExit>;
   /** qemu said vhost-net could not be used for a NIC; the first such line. */
   vhostFallback: string | undefined;
+  /** Where the console was kept when qemu exited after a kernel problem (qemu/artifacts.ts). */
+  keptConsole: string | undefined;
   private readonly child: ResultPromise | undefined;
   private readonly watcher: ConsoleWatcher;
   private readonly log: CappedLog;
@@ -365,7 +367,7 @@ export class Vm extends EventEmitter<VmEvents> {
     this.watcher.end();
     this.log.close();
     // A guest whose kernel reported a problem leaves its whole console behind.
-    if (this.watcher.problems.length > 0) this.keepConsole('kernel-problem');
+    if (this.watcher.problems.length > 0) this.keptConsole = this.keepConsole('kernel-problem');
     await this.qmp.close();
     for (const f of ['qmp', 'console', 'pidfile', 'state'] as const) rmSync(this.file(f), { force: true });
     this.emit('exit', exit);

@@ -4,7 +4,7 @@
 // number of times; the ready line of a faulted boot does not count.
 import test from 'ava';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConsoleWatcher, EXCERPT_AFTER, EXCERPT_BEFORE, formatProblem } from '../../qemu/console.js';
@@ -12,6 +12,7 @@ import { GuestBootError, waitForGuestReady } from '../../qemu/guest-boot.js';
 import { guestBoot } from '../../qemu/guest-image.js';
 import { kernel } from '../../qemu/kernels.js';
 import { launchVm, type Vm } from '../../qemu/launcher.js';
+import { projectRoot } from '../../qemu/paths.js';
 
 // At loglevel=5 the guest prints no kernel banner (a notice): its first lines are init's.
 const BOOT = ['kniv-guest: configuring eth0', 'kniv-guest: configuring eth1'];
@@ -149,6 +150,32 @@ test('the watcher keeps the lines before a problem and the report after it as on
   t.is(w.problems.length, 2, 'a problem past the open excerpt is a new one');
   t.deepEqual(w.problemsSince(21).map((q) => q.line), ['[ 99.0] WARNING: CPU: 0 PID: 1 at x']);
 });
+
+// Consoles that nested TCG guests really printed (test/tools/boot-soak.ts,
+// 6.12, 2026-12-03): each boot faulted, panicked, restarted itself
+// (panic=-1; qemu's RESET event) and then came up.
+const FAULTS = join(projectRoot, 'test', 'fixtures', 'boot-faults');
+for (const file of readdirSync(FAULTS).filter((f) => f.endsWith('.console.log'))) {
+  test(`a recorded boot fault (${file}) is one fault with its report, then the restarted boot is up`, async (t) => {
+    const lines = readFileSync(join(FAULTS, file), 'utf8').split('\n').filter(Boolean);
+    const panicAt = lines.findIndex((l) => /Kernel panic - not syncing/.test(l));
+    t.true(panicAt > 0, 'the recording holds the panic');
+    const vm = new ConsoleVm();
+    const logs: string[] = [];
+    const up = waitForGuestReady(asVm(vm), { ...quick, log: (m) => logs.push(m) });
+    vm.print(lines.slice(0, panicAt + 1));
+    vm.watcher.markBoot(); // the RESET event that panic=-1 caused
+    await new Promise((r) => setTimeout(r, 100));
+    vm.print(lines.slice(panicAt + 1));
+    const r = await up;
+    t.is(vm.resets, 0, 'not reset again');
+    t.is(r.faults.length, 1);
+    t.regex(r.ready, /^kniv-guest: ready uptime=/);
+    t.regex(logs[0]!, /it restarted itself/);
+    t.regex(logs[0]!, /RIP: 0010:/, 'the report carries the RIP');
+    t.regex(logs[0]!, /EFLAGS: 04[0-9a-f]{6}/, 'and the corrupted EFLAGS');
+  });
+}
 
 // The same judgement against real qemu on the host (TCG, a few seconds a boot).
 

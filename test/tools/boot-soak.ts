@@ -113,7 +113,8 @@ async function oneBoot(boot: number, slot: number): Promise<BootResult> {
     await new Promise((r) => setTimeout(r, 2000));
     await guest.stop();
     result.problems = guest.kernelProblems.map(formatProblem);
-    if (result.problems.length > 0) result.artifact = guest.keepConsole(`soak-boot-${boot}`) ?? null;
+    // The launcher kept the console of a faulted guest when qemu exited.
+    result.artifact = guest.keptConsole ?? null;
     if (!ready) result.error = `not ready; console tail:\n${guest.consoleTail(20).join('\n')}`;
   } catch (err) {
     result.error = (err as Error).message;
