@@ -266,7 +266,8 @@ export async function runTests(argv: string[]): Promise<number> {
     );
   }
   process.stdout.write(`  total time ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
-  const kept = readdirSync(ARTIFACTS_DIR).filter((f) => !artifactsBefore.has(f));
+  // Consoles only: the dashboard test keeps its screenshots in a folder here too.
+  const kept = readdirSync(ARTIFACTS_DIR).filter((f) => f.endsWith('.console.log') && !artifactsBefore.has(f));
   if (kept.length > 0) process.stdout.write(`  consoles kept in ${ARTIFACTS_DIR}: ${kept.join(', ')}\n`);
   process.stdout.write('\n');
   process.stdout.write(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
