@@ -89,6 +89,10 @@ export class TapReport extends Writable {
     } else if ((m = /^1\.\.(\d+)$/.exec(line))) {
       this.inFailure = false;
       this.planned = Number(m[1]);
+    } else if ((m = /^# {3}(.*)$/.exec(line))) {
+      // A test's t.log() lines: what a run says about itself (a faulted boot
+      // that was reset, the boot time), shown under the test they belong to.
+      this.out.write(`      ${m[1]}\n`);
     } else if (/^(TAP version|# )/.test(line)) {
       this.inFailure = false;
     } else if (this.inFailure || line.trim() !== '') {

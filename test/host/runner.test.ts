@@ -73,3 +73,13 @@ test('the script runs every phase even after one fails, reports each, and exits 
     ['# kniv-phase serial exit 1', '# kniv-phase guests exit 0', '# kniv-phase leftovers exit 0'],
   );
 });
+
+test("a test's t.log() lines are shown under it; ava's own comments are not", async (t) => {
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (d: Buffer) => (text += d.toString()));
+  const r = new TapReport(out);
+  r.end(['TAP version 13', 'ok 1 - guest › boots', '#   the guest kernel faulted while booting (boot 1); resetting it', '1..1', '# tests 1', '# pass 1', ''].join('\n'));
+  await finished(r);
+  t.is(text, '  ✔ guest › boots\n      the guest kernel faulted while booting (boot 1); resetting it\n');
+});
