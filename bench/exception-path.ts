@@ -14,14 +14,14 @@
 // Each run creates its device with an address on its own /24, a permanent
 // neighbour entry for the peer and IPv6 off, so no ARP, neighbour discovery or
 // IPv6 traffic mixes in, and removes it afterwards.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { DataPlane, Kni, moduleInfo, PortRelay, type KniInterface } from '../native/index.js';
-import { projectRoot } from '../qemu/paths.js';
+import { addSwitches, ensureCTool, kniEthtool, netdev, procStatCpu, softnet, taskCpu, tasksNamed, taskSwitches, type Switches } from './proc.js';
 import {
   ExceptionPathConfigSchema,
   FRAME_OVERHEAD,
@@ -185,71 +185,10 @@ class Helper {
   }
 }
 
-/**
- * build/bench/udp-blast, compiled from bench/udp-blast.c when missing or
- * older than its source. The host compiles it before booting the appliance
- * VM, which then finds it ready (gcc under TCG takes seconds).
- */
-export async function ensureHelper(): Promise<string> {
-  const src = join(projectRoot, 'bench', 'udp-blast.c');
-  const out = join(projectRoot, 'build', 'bench', 'udp-blast');
-  if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return out;
-  mkdirSync(dirname(out), { recursive: true });
-  await execa('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', out, src]);
-  return out;
-}
+/** build/bench/udp-blast, compiled from bench/udp-blast.c when missing or stale. */
+export const ensureHelper = (): Promise<string> => ensureCTool('udp-blast', ['udp-blast.c']);
 
 // Counters ------------------------------------------------------------------------
-
-/** CPU time of a task in seconds: /proc/<pid>/schedstat (ns on a CPU), or 0 if it is gone. */
-function taskCpu(path: string): number {
-  try {
-    return Number(readFileSync(join(path, 'schedstat'), 'utf8').split(' ')[0]) / 1e9;
-  } catch {
-    return 0;
-  }
-}
-
-interface Switches {
-  voluntary: number;
-  involuntary: number;
-}
-
-/** Context switches of a task so far, from /proc/<pid>/status; zero if it is gone. */
-function taskSwitches(path: string): Switches {
-  try {
-    const status = readFileSync(join(path, 'status'), 'utf8');
-    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(status)?.[1] ?? 0);
-    return { voluntary: field('voluntary_ctxt_switches'), involuntary: field('nonvoluntary_ctxt_switches') };
-  } catch {
-    return { voluntary: 0, involuntary: 0 };
-  }
-}
-
-const addSwitches = (a: Switches, b: Switches): Switches => ({ voluntary: a.voluntary + b.voluntary, involuntary: a.involuntary + b.involuntary });
-
-/** Tasks by name: kernel threads and processes under /proc, threads of this process under /proc/self/task. */
-function tasksNamed(root: string, match: (comm: string) => boolean): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(root)) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      if (match(readFileSync(join(root, e, 'comm'), 'utf8').trim())) out.push(join(root, e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-function procStatCpu(): { user: number; system: number; softirq: number; idle: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] as string;
-  // user nice system idle iowait irq softirq steal (guest time is within user)
-  const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
-  const at = (i: number) => v[i] ?? 0;
-  const total = v.reduce((a, b) => a + b, 0);
-  return { user: at(0) + at(1), system: at(2) + at(5), softirq: at(6), idle: at(3) + at(4), total };
-}
 
 /** "Udp: name name ..." / "Udp: value value ..." from /proc/net/snmp. */
 function udpSnmp(): Record<string, number> {
@@ -258,34 +197,6 @@ function udpSnmp(): Record<string, number> {
   const values = (lines[1] ?? '').split(/\s+/).slice(1).map(Number);
   const out: Record<string, number> = {};
   names.forEach((n, i) => (out[`udp.${n}`] = values[i] ?? 0));
-  return out;
-}
-
-/** Backlog drops and time squeezes summed over CPUs (/proc/net/softnet_stat, hex columns). */
-function softnet(): Record<string, number> {
-  let dropped = 0;
-  let squeezed = 0;
-  for (const l of readFileSync('/proc/net/softnet_stat', 'utf8').trim().split('\n')) {
-    const cols = l.trim().split(/\s+/).map((h) => parseInt(h, 16));
-    dropped += cols[1] ?? 0;
-    squeezed += cols[2] ?? 0;
-  }
-  return { 'softnet.dropped': dropped, 'softnet.time_squeeze': squeezed };
-}
-
-function netdev(ifname: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const n of ['rx_packets', 'rx_dropped', 'tx_packets', 'tx_dropped']) {
-    out[`${ifname}.${n}`] = Number(readFileSync(`/sys/class/net/${ifname}/statistics/${n}`, 'utf8'));
-  }
-  return out;
-}
-
-/** The KNI driver's own drop counters (ethtool -S) that say why a frame was lost. */
-async function kniEthtool(ifname: string): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  const { stdout } = await execa('ethtool', ['-S', ifname]);
-  for (const m of stdout.matchAll(/^\s*((?:rx|tx)_(?:drop_\w+|fifo_corrupt)): (\d+)$/gm)) out[`kni.${m[1]}`] = Number(m[2]);
   return out;
 }
 
