@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import type { ApplianceOptions } from '../qemu/appliance.js';
 import { projectRoot } from '../qemu/paths.js';
 import { reportFailure, runInterruptible } from '../qemu/vm-cli.js';
+import { UsageError } from '../bin/cli.js';
 import type { HostLoad } from './stats.js';
 
 class Collect extends Writable {
@@ -65,4 +66,21 @@ export function writeResult(result: { startedAt: string }, json: string | undefi
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, text);
   process.stdout.write(`\n${table}${extra}result: ${file}\n`);
+}
+
+/** A repeatable option of comma-separated words, each parsed; duplicates dropped, unknown words a usage error. */
+export function listOf<T>(name: string, values: unknown, parseOne: (v: string) => T): T[] | undefined {
+  if (values === undefined) return undefined;
+  const out = (values as string[])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean)
+    .map((v) => {
+      try {
+        return parseOne(v);
+      } catch {
+        throw new UsageError(`--${name}: ${JSON.stringify(v)} is not one of the accepted values (see --help)`);
+      }
+    });
+  return [...new Set(out)];
 }

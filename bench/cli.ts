@@ -277,14 +277,16 @@ export async function bench(argv: string[]): Promise<number> {
   if (name === 'exception-path') return exceptionPath(rest);
   if (name === 'pool') return pool(rest);
   if (name === 'vhost') return (await import('./vhost-cli.js')).benchVhost(rest);
+  if (name === 'vhost-direct') return (await import('./vhost-direct-cli.js')).benchVhostDirect(rest);
   if (name === '--help' || name === '-h') {
     process.stdout.write(
       'usage: kniv bench <benchmark> [options]\n\n' +
         '  exception-path  data plane <-> Linux UDP socket through KNI and through TAP\n' +
         '  pool FILE...    KNI/TAP pairs from several exception-path results, by what the host gave the VM\n' +
-        '  vhost           guest <-> host throughput through KNI sockets and TAP devices, vhost-net, VNET_HDR on and off\n',
+        '  vhost           guest <-> host throughput through KNI sockets and TAP devices, vhost-net, VNET_HDR on and off\n' +
+        '  vhost-direct    vhost-net driven by a userspace virtio-net driver: KNI socket, TAP through a relay, TAP\n',
     );
     return 0;
   }
-  throw new UsageError(name === undefined ? 'kniv bench: a benchmark is required: exception-path, pool or vhost' : `kniv bench: unknown benchmark ${JSON.stringify(name)}`);
+  throw new UsageError(name === undefined ? 'kniv bench: a benchmark is required: exception-path, pool, vhost or vhost-direct' : `kniv bench: unknown benchmark ${JSON.stringify(name)}`);
 }

@@ -6,7 +6,7 @@ import { kvmUsable } from '../qemu/accel.js';
 import { guestImage } from '../qemu/guest-image.js';
 import { kernel as kernelFor, KernelLabelSchema } from '../qemu/kernels.js';
 import { interruptible } from '../qemu/vm-cli.js';
-import { hostLoad, runHereInAppliance, writeResult } from './cli-common.js';
+import { hostLoad, listOf, runHereInAppliance, writeResult } from './cli-common.js';
 import { runVhostBench } from './vhost.js';
 import {
   DirectionSchema,
@@ -48,22 +48,6 @@ per second) through KNI sockets and TAP devices, vhost-net on, VNET_HDR on and
 off, side by side in one guest boot inside the appliance VM. Without KVM the
 guest's CPU is emulated and the figures mostly measure emulation; with KVM
 usable the guest uses it by itself. docs/bench.md describes the method.`;
-
-function listOf<T>(name: string, values: unknown, parseOne: (v: string) => T): T[] | undefined {
-  if (values === undefined) return undefined;
-  const out = (values as string[])
-    .flatMap((v) => v.split(','))
-    .map((v) => v.trim())
-    .filter(Boolean)
-    .map((v) => {
-      try {
-        return parseOne(v);
-      } catch {
-        throw new UsageError(`--${name}: ${JSON.stringify(v)} is not one of the accepted values (see --help)`);
-      }
-    });
-  return [...new Set(out)];
-}
 
 /** The benchmark's config from the command line; unset options keep their defaults. */
 export function configFrom(values: Record<string, unknown>): VhostBenchConfigInput {

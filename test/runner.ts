@@ -11,6 +11,7 @@ import { runAppliance, shQuote } from '../qemu/appliance.js';
 import { reportFailure } from '../qemu/vm-cli.js';
 import { KernelLabelSchema, type KernelLabel } from '../qemu/kernels.js';
 import { projectRoot } from '../qemu/paths.js';
+import { ensureDriver } from '../bench/proc.js';
 import { prebuildProbes } from './lib/probe.js';
 
 /**
@@ -250,8 +251,10 @@ export async function runTests(argv: string[]): Promise<number> {
   const groups: GroupResult[] = [];
   if (!values.vm) groups.push(await hostGroup(match));
   if (!values.host) {
-    // The VM suites' C probes, compiled here in a second rather than under TCG.
+    // The VM suites' C probes and vhost-drive, compiled here in a second
+    // rather than under TCG (and the VM sees build/ read-only).
     await prebuildProbes();
+    await ensureDriver();
     for (const k of kernels) groups.push(await vmGroup(k, match));
   }
 

@@ -148,7 +148,7 @@ test('options become the config and go through to the run inside the VM unchange
 
 test('usage errors exit 2 and say what is wrong', async (t) => {
   const cases: [string[], RegExp][] = [
-    [['bench'], /a benchmark is required: exception-path, pool or vhost/],
+    [['bench'], /a benchmark is required: exception-path, pool, vhost or vhost-direct/],
     [['bench', 'nope'], /unknown benchmark "nope"/],
     [['bench', 'vhost', '--paths', 'kni,foo'], /--paths: unknown path "foo"/],
     [['bench', 'vhost', '--protocol', 'sctp'], /--protocol: "sctp" is not one of the accepted values/],
