@@ -227,6 +227,8 @@ struct kni_dev {
 	int sock_fd;			/* its number in the enabling process, or -1 */
 	bool vnet_hdr;			/* the next socket carries virtio-net headers */
 	bool sock_dead;			/* being destroyed: no new socket */
+	/* Frames a socket reader's buffers could not hold (vhost's discard); any reader. */
+	atomic64_t sock_rx_drop_short;
 
 	/* Control requests. */
 	struct mutex req_mutex;		/* one waiting request at a time */

@@ -638,7 +638,7 @@ struct kni_dev *kni_dev_from_netdev(struct net_device *dev)
 static const char kni_stat_names[][ETH_GSTRING_LEN] = {
 	"rx_packets", "rx_bytes", "rx_drop_bad_index", "rx_drop_bad_len",
 	"rx_drop_nomem", "rx_drop_down", "rx_fifo_corrupt", "rx_sock_full",
-	"rx_drop_backlog",
+	"rx_drop_backlog", "rx_drop_sock_short",
 	"tx_packets", "tx_bytes", "tx_drop_no_buf", "tx_drop_tx_q_full",
 	"tx_drop_too_big", "tx_drop_bad_index", "tx_fifo_corrupt",
 	"tx_drop_sock", "tx_drop_bad_vnet_hdr", "tx_drop_gso", "tx_gso_frames",
@@ -694,6 +694,7 @@ static void kni_get_ethtool_stats(struct net_device *dev,
 	*p++ = rx.fifo_corrupt;
 	*p++ = rx.sock_full;
 	*p++ = rx.drop_backlog;
+	*p++ = atomic64_read(&kd->sock_rx_drop_short);
 	*p++ = tx.packets;
 	*p++ = tx.bytes;
 	*p++ = tx.drop_no_buf;

@@ -100,6 +100,15 @@ void kni_sock_rx_wake(struct kni_sock *ks)
 	ks->sk.sk_data_ready(&ks->sk);
 }
 
+/* A frame the reader's buffers cannot hold was taken and dropped: count it. */
+static void kni_sock_rx_short(struct kni_sock *ks)
+{
+	mutex_lock(&ks->lock);
+	if (ks->kd)
+		atomic64_inc(&ks->kd->sock_rx_drop_short);
+	mutex_unlock(&ks->lock);
+}
+
 static int kni_sock_recvmsg(struct socket *sock, struct msghdr *m,
 			    size_t total_len, int flags)
 {
@@ -112,13 +121,24 @@ static int kni_sock_recvmsg(struct socket *sock, struct msghdr *m,
 
 	if (flags & ~(MSG_DONTWAIT | MSG_TRUNC | MSG_PEEK | MSG_CMSG_COMPAT))
 		return -EINVAL;
-	if (room < (size_t)hlen)
-		return -EINVAL;
 
 	/* -EAGAIN when empty and non-blocking; NULL and 0 once detached and drained. */
 	skb = skb_recv_datagram(sock->sk, flags, &err);
 	if (!skb)
 		return err;
+
+	/*
+	 * Buffers smaller than the header: the frame is taken and dropped, as
+	 * tun does. vhost discards a frame larger than the guest's buffers
+	 * this way (a 1-byte iov with MSG_TRUNC); refusing before taking it
+	 * would leave it at the head of the queue for ever, and vhost retrying.
+	 */
+	if (room < (size_t)hlen) {
+		if (!(flags & MSG_PEEK))
+			kni_sock_rx_short(ks);
+		err = -EINVAL;
+		goto out;
+	}
 
 	if (hlen) {
 		struct virtio_net_hdr vh = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
@@ -162,8 +182,12 @@ static int kni_sock_peek_len(struct socket *sock)
 }
 
 /*
- * Writable always: sendmsg never waits, it queues or drops (counted). Never
- * EPOLLERR: vhost refuses a backend whose first poll reports it.
+ * Writable always: sendmsg never waits, it queues or drops (counted). No
+ * EPOLLERR while attached: vhost refuses a backend whose first poll reports
+ * it. Once detached, EPOLLERR for good (as AF_PACKET reports a device that
+ * went away): vhost then stops polling the socket instead of being woken by
+ * a readable EOF on every pass, which spun a host core for as long as qemu
+ * kept the backend.
  */
 static __poll_t kni_sock_poll(struct file *file, struct socket *sock,
 			      poll_table *wait)
@@ -172,10 +196,10 @@ static __poll_t kni_sock_poll(struct file *file, struct socket *sock,
 	__poll_t mask = EPOLLOUT | EPOLLWRNORM;
 
 	poll_wait(file, sk_sleep(sk), wait);
+	if (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN)
+		return EPOLLERR | EPOLLHUP | EPOLLRDHUP;
 	if (!skb_queue_empty_lockless(&sk->sk_receive_queue))
 		mask |= EPOLLIN | EPOLLRDNORM;
-	if (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN)
-		mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP;
 	return mask;
 }
 
@@ -612,7 +636,6 @@ static struct socket *kni_sock_alloc(struct kni_dev *kd, int *err)
 
 	ks = kni_sk(sk);
 	mutex_init(&ks->lock);
-	ks->vnet_hdr = kd->vnet_hdr;
 	ks->vnet_hdr_sz = sizeof(struct virtio_net_hdr);
 	ks->sndbuf = sk->sk_sndbuf;
 	return sock;
@@ -622,6 +645,10 @@ static struct socket *kni_sock_alloc(struct kni_dev *kd, int *err)
  * sock_en = 1: create the socket, attach it, and install a descriptor for it
  * in the calling process (no O_CLOEXEC: it is meant to be inherited by qemu).
  * Returns the descriptor or -errno.
+ *
+ * The socket and its file are made before kni_sock_mutex is taken: a failed
+ * sock_alloc_file() releases the socket, and so does the fput() of one that
+ * lost the race, through kni_sock_release(), which takes that mutex.
  */
 int kni_sock_enable(struct kni_dev *kd)
 {
@@ -629,6 +656,20 @@ int kni_sock_enable(struct kni_dev *kd)
 	struct file *file;
 	struct kni_sock *ks;
 	int fd, err;
+
+	fd = get_unused_fd_flags(0);
+	if (fd < 0)
+		return fd;
+	sock = kni_sock_alloc(kd, &err);
+	if (!sock)
+		goto put_fd;
+	/* On failure this releases the socket itself. */
+	file = sock_alloc_file(sock, 0, NULL);
+	if (IS_ERR(file)) {
+		err = PTR_ERR(file);
+		goto put_fd;
+	}
+	ks = kni_sk(sock->sk);
 
 	mutex_lock(&kni_sock_mutex);
 	if (kd->sock_dead) {
@@ -639,22 +680,7 @@ int kni_sock_enable(struct kni_dev *kd)
 		err = -EBUSY;
 		goto unlock;
 	}
-	fd = get_unused_fd_flags(0);
-	if (fd < 0) {
-		err = fd;
-		goto unlock;
-	}
-	sock = kni_sock_alloc(kd, &err);
-	if (!sock)
-		goto put_fd;
-	/* On failure this releases the socket itself. */
-	file = sock_alloc_file(sock, 0, NULL);
-	if (IS_ERR(file)) {
-		err = PTR_ERR(file);
-		goto put_fd;
-	}
-
-	ks = kni_sk(sock->sk);
+	ks->vnet_hdr = kd->vnet_hdr;
 	ks->kd = kd;
 	netif_tx_lock_bh(kd->netdev);
 	kd->sock_tx = true;
@@ -666,10 +692,11 @@ int kni_sock_enable(struct kni_dev *kd)
 	mutex_unlock(&kni_sock_mutex);
 	return fd;
 
-put_fd:
-	put_unused_fd(fd);
 unlock:
 	mutex_unlock(&kni_sock_mutex);
+	fput(file);
+put_fd:
+	put_unused_fd(fd);
 	return err;
 }
 
