@@ -20,7 +20,7 @@ test.after.always(async () => {
 
 const scenarios: ProbeScenario[] = [
   ['sysfs, socket identity, TUN ioctls, hostile calls, frames both ways, detach', ['basic'], 70],
-  ['VNET_HDR: headers out, checksums completed and TSO frames segmented in', ['vnet'], 25],
+  ['VNET_HDR: headers out, checksums completed and TSO frames segmented in', ['vnet'], 30],
   ['20000 random virtio headers and frames', ['fuzz', '20000'], 4],
   ['teardown races: release, close, detach and kill -9 under traffic', ['races', '20'], 5],
 ];
