@@ -348,6 +348,31 @@ static long kni_ioctl_notify(struct kni_ctx *ctx, void __user *uarg)
 	return err;
 }
 
+/*
+ * KNI_IOCTL_SOCKET: the interface's socket for a file that created or
+ * attached it, without sysfs. ctx->lock keeps the interface alive; the
+ * socket code takes kni_sock_mutex under it and never the reverse, and it
+ * touches no user memory (the descriptor is the return value).
+ */
+static long kni_ioctl_socket(struct kni_ctx *ctx, void __user *uarg)
+{
+	struct kni_socket req;
+	struct kni_dev *kd;
+	long ret;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.size != sizeof(req) || (req.flags & ~KNI_SOCKET_F_CLOEXEC) ||
+	    memchr_inv(req.reserved, 0, sizeof(req.reserved)))
+		return -EINVAL;
+
+	mutex_lock(&ctx->lock);
+	kd = __kni_ctx_find_mappable(ctx, req.id);
+	ret = kd ? kni_sock_enable(kd, req.flags & KNI_SOCKET_F_CLOEXEC) : -ENOENT;
+	mutex_unlock(&ctx->lock);
+	return ret;
+}
+
 static long kni_ctl_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct kni_ctx *ctx = file->private_data;
@@ -368,9 +393,11 @@ static long kni_ctl_ioctl(struct file *file, unsigned int cmd, unsigned long arg
 		return kni_ioctl_kick(ctx, uarg);
 	case KNI_IOCTL_NOTIFY:
 		return kni_ioctl_notify(ctx, uarg);
+	case KNI_IOCTL_SOCKET:
+		return kni_ioctl_socket(ctx, uarg);
 	}
 	/* One of ours, built against a structure of another size. */
-	if (_IOC_TYPE(cmd) == KNI_IOC_MAGIC && _IOC_NR(cmd) <= _IOC_NR(KNI_IOCTL_NOTIFY))
+	if (_IOC_TYPE(cmd) == KNI_IOC_MAGIC && _IOC_NR(cmd) <= _IOC_NR(KNI_IOCTL_SOCKET))
 		return -EINVAL;
 	return -ENOTTY;
 }

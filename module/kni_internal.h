@@ -284,7 +284,7 @@ void kni_tx_publish(struct kni_dev *kd);
 void kni_tx_count(struct kni_dev *kd, u64 *counter, u64 n);
 
 /* kni_sock.c */
-int kni_sock_enable(struct kni_dev *kd);
+int kni_sock_enable(struct kni_dev *kd, bool cloexec);
 int kni_sock_disable(struct kni_dev *kd);
 void kni_sock_kill(struct kni_dev *kd);
 int kni_sock_fd(struct kni_dev *kd);

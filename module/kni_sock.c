@@ -47,11 +47,20 @@
 #include "kni_compat.h"
 #include "kni_internal.h"
 
-/* Largest frame sendmsg accepts with a GSO header: 64 KiB of IP plus L2. */
-#define KNI_SOCK_GSO_MAX	(GSO_MAX_SIZE + VLAN_ETH_HLEN)
+/*
+ * Largest frame sendmsg accepts with a GSO header: 64 KiB of IP plus an
+ * Ethernet header with one VLAN tag. Not GSO_MAX_SIZE, which is 512 KiB
+ * since BIG TCP: no guest's TSO frame is larger than an IP datagram.
+ */
+#define KNI_SOCK_GSO_MAX	(U16_MAX + VLAN_ETH_HLEN)
 /* Largest virtio-net header size TUNSETVNETHDRSZ accepts. */
 #define KNI_SOCK_HDR_MAX	64
-/* Offloads a guest may use towards us (TUNSETOFFLOAD): all are completed here. */
+/*
+ * TUNSETOFFLOAD says what the guest can receive (qemu passes what the
+ * guest's driver accepted): these are the flags kept. Frames towards the
+ * guest are not offloaded yet (they arrive whole from rx_q); what the guest
+ * sends is governed by the header alone.
+ */
 #define KNI_SOCK_OFFLOADS	(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
 
 atomic_t kni_live_socks = ATOMIC_INIT(0);
@@ -357,6 +366,19 @@ static bool kni_sock_gso_ok(const struct virtio_net_hdr *vh)
 	}
 }
 
+/*
+ * At most how many segments a GSO frame of len bytes becomes: the guest's
+ * gso_size sets it (a guest can ask for 8 bytes per segment), so it is
+ * bounded before any skb is allocated. len over-counts the payload, so this
+ * never under-counts; 0 gso_size is refused by kni_sock_gso_ok's caller.
+ */
+static u32 kni_sock_gso_segs(const struct virtio_net_hdr *vh, u32 len)
+{
+	u32 gso = __virtio16_to_cpu(true, vh->gso_size);
+
+	return gso ? DIV_ROUND_UP(len, gso) : U32_MAX;
+}
+
 static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_len)
 {
 	struct kni_sock *ks = kni_sk(sock->sk);
@@ -396,10 +418,14 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 		err = kni_sock_tx_one(kd, &vh, &m->msg_iter, len);
 		goto unlock;
 	}
-	if (!kni_sock_gso_ok(&vh) || len > KNI_SOCK_GSO_MAX) {
+	if (!kni_sock_gso_ok(&vh) || len > KNI_SOCK_GSO_MAX ||
+	    kni_sock_gso_segs(&vh, len) > kd->tx_q.mask + 1) {
 		drop = &kd->tx.drop_bad_vnet_hdr;
 		goto unlock;
 	}
+	/* Room for every segment before anything is allocated (counted if not). */
+	if (!kni_tx_room(kd, kni_sock_gso_segs(&vh, len)))
+		goto unlock;
 	skb = kni_sock_gso_skb(sock->sk, &vh, &m->msg_iter, len, &err);
 	if (skb) {
 		kni_sock_tx_segs(kd, skb);
@@ -421,7 +447,12 @@ static unsigned short kni_sock_tun_flags(const struct kni_sock *ks)
 	return IFF_TAP | IFF_NO_PI | (ks->vnet_hdr ? IFF_VNET_HDR : 0);
 }
 
-static int kni_sock_getiff(struct kni_sock *ks, void __user *argp)
+/*
+ * TUNGETIFF. ifr_size is what the caller's struct ifreq is: sizeof(struct
+ * ifreq), or sizeof(struct compat_ifreq) from a 32-bit process, whose
+ * structure is 8 bytes shorter (copying ours would write past it).
+ */
+static int kni_sock_getiff(struct kni_sock *ks, void __user *argp, size_t ifr_size)
 {
 	struct ifreq ifr = {};
 	int err = 0;
@@ -438,23 +469,24 @@ static int kni_sock_getiff(struct kni_sock *ks, void __user *argp)
 	if (err)
 		return err;
 	ifr.ifr_flags = kni_sock_tun_flags(ks);
-	return copy_to_user(argp, &ifr, sizeof(ifr)) ? -EFAULT : 0;
+	return copy_to_user(argp, &ifr, ifr_size) ? -EFAULT : 0;
 }
 
-static int kni_sock_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
+static int __kni_sock_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg,
+			    size_t ifr_size)
 {
 	struct kni_sock *ks = kni_sk(sock->sk);
 	void __user *argp = (void __user *)arg;
 	int __user *ip = argp;
-	struct ifreq ifr;
+	struct ifreq ifr = {};
 	int val;
 
 	switch (cmd) {
 	case TUNGETIFF:
-		return kni_sock_getiff(ks, argp);
+		return kni_sock_getiff(ks, argp, ifr_size);
 	case TUNSETIFF:
 		/* The socket is what it is: accept only a request for exactly that. */
-		if (copy_from_user(&ifr, argp, sizeof(ifr)))
+		if (copy_from_user(&ifr, argp, ifr_size))
 			return -EFAULT;
 		return ifr.ifr_flags == kni_sock_tun_flags(ks) ? 0 : -EINVAL;
 	case TUNGETFEATURES:
@@ -492,6 +524,11 @@ static int kni_sock_ioctl(struct socket *sock, unsigned int cmd, unsigned long a
 	return -ENOIOCTLCMD;
 }
 
+static int kni_sock_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
+{
+	return __kni_sock_ioctl(sock, cmd, arg, sizeof(struct ifreq));
+}
+
 #ifdef CONFIG_COMPAT
 static int kni_sock_compat_ioctl(struct socket *sock, unsigned int cmd,
 				 unsigned long arg)
@@ -499,7 +536,8 @@ static int kni_sock_compat_ioctl(struct socket *sock, unsigned int cmd,
 	/* TUNSETOFFLOAD passes a value, the others a pointer. */
 	if (cmd == TUNSETOFFLOAD)
 		return kni_sock_ioctl(sock, cmd, arg);
-	return kni_sock_ioctl(sock, cmd, (unsigned long)compat_ptr(arg));
+	return __kni_sock_ioctl(sock, cmd, (unsigned long)compat_ptr(arg),
+				sizeof(struct compat_ifreq));
 }
 #endif
 
@@ -642,22 +680,23 @@ static struct socket *kni_sock_alloc(struct kni_dev *kd, int *err)
 }
 
 /*
- * sock_en = 1: create the socket, attach it, and install a descriptor for it
- * in the calling process (no O_CLOEXEC: it is meant to be inherited by qemu).
+ * sock_en = 1 or KNI_IOCTL_SOCKET: create the socket, attach it, and install
+ * a descriptor for it in the calling process, close-on-exec only if asked
+ * (sysfs never asks: its descriptor is meant to be inherited by qemu).
  * Returns the descriptor or -errno.
  *
  * The socket and its file are made before kni_sock_mutex is taken: a failed
  * sock_alloc_file() releases the socket, and so does the fput() of one that
  * lost the race, through kni_sock_release(), which takes that mutex.
  */
-int kni_sock_enable(struct kni_dev *kd)
+int kni_sock_enable(struct kni_dev *kd, bool cloexec)
 {
 	struct socket *sock;
 	struct file *file;
 	struct kni_sock *ks;
 	int fd, err;
 
-	fd = get_unused_fd_flags(0);
+	fd = get_unused_fd_flags(cloexec ? O_CLOEXEC : 0);
 	if (fd < 0)
 		return fd;
 	sock = kni_sock_alloc(kd, &err);

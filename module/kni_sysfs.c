@@ -42,7 +42,7 @@ static ssize_t sock_en_store(struct device *d, struct device_attribute *attr,
 
 	err = kni_sysfs_bool(d, buf, &on);
 	if (!err)
-		err = on ? kni_sock_enable(kd) : kni_sock_disable(kd);
+		err = on ? kni_sock_enable(kd, false) : kni_sock_disable(kd);
 	return err < 0 ? err : len;
 }
 static DEVICE_ATTR_RW(sock_en);

@@ -187,6 +187,28 @@ struct kni_notify {
 #define KNI_IOCTL_NOTIFY	_IOWR(KNI_IOC_MAGIC, 0x06, struct kni_notify)
 
 /*
+ * struct kni_socket - argument of KNI_IOCTL_SOCKET
+ *
+ * Creates the KNI socket of interface id (created or attached by this file),
+ * exactly as writing 1 to its sock_en does, and returns its new descriptor
+ * as the ioctl's value: marked close-on-exec with KNI_SOCKET_F_CLOEXEC,
+ * inheritable without. -EBUSY while the interface has a socket, -ENOENT for
+ * an id this file neither created nor attached, -EINVAL for a bad size,
+ * unknown flags or non-zero reserved words. Afterwards sock_en reads 1 and
+ * sock_fd the descriptor's number, as after a sysfs enable.
+ */
+struct kni_socket {
+	__u32 size;		/* in: sizeof(struct kni_socket) */
+	__u32 id;		/* in */
+	__u32 flags;		/* in: KNI_SOCKET_F_* */
+	__u32 reserved[5];	/* in: zero */
+};
+
+#define KNI_SOCKET_F_CLOEXEC	0x00000001u
+
+#define KNI_IOCTL_SOCKET	_IOW(KNI_IOC_MAGIC, 0x07, struct kni_socket)
+
+/*
  * struct kni_fifo - a single-producer single-consumer ring in the region
  *
  * write and read are free-running counters: the ring holds write - read

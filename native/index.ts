@@ -19,6 +19,7 @@ interface RawInterface {
   id: number; name: string; ifindex: number; mac: Buffer; mtu: number; minMtu: number; maxMtu: number;
   bufCount: number; bufSize: number; fifoEntries: number;
   release(): void; respond(seq: number, result: number): void; setHandled(on: boolean): void; stats(): RawStats;
+  openSocket(cloexec: boolean): number;
 }
 interface RawRequest { seq: number; type: number; notify: boolean; value: number; mac: Buffer }
 interface RawBinding {
@@ -238,6 +239,18 @@ export class KniInterface extends EventEmitter {
       if (e.code === 'EINVAL') throw new KniError(`${this.name}: carrier can only be set while the interface is up`, e.errno ? -e.errno : 22, 'write');
       throw err;
     }
+  }
+
+  /**
+   * The interface's KNI socket (the vhost-net backend) as a new descriptor of
+   * this process, through /dev/kni rather than sysfs: only the file that
+   * created or attached the interface may, and no other process sees a
+   * descriptor appear. Close-on-exec unless `inheritable`: a launcher hands
+   * it to qemu through a stdio slot (dup2 clears the flag in the child).
+   * EBUSY while the interface has a socket.
+   */
+  openSocket(options: { inheritable?: boolean } = {}): number {
+    return wrap(() => this.raw.openSocket(!options.inheritable));
   }
 
   /** Removes the interface. Stop its data plane first. */

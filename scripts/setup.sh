@@ -39,13 +39,14 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 # Debian packages --------------------------------------------------------------
 
 # qemu and the initramfs pieces for the appliance VM; compilers, kbuild's
-# runtime libraries and pahole (BTF) for kni.ko; iproute2/ethtool/iperf3 used
+# runtime libraries and pahole (BTF) for kni.ko (and 32-bit libc for the
+# probe of its compat ioctls); iproute2/ethtool/iperf3 used
 # by the tests inside the VM; python3 and g++ for node-gyp; chromium for the
 # dashboard's browser tests (driven by playwright-core, which never downloads
 # a browser of its own).
 packages=(
 	qemu-system-x86 busybox-static kmod cpio xz-utils zstd util-linux
-	make gcc-12 g++ libc6-dev libelf1 libssl3 dwarves bc
+	make gcc-12 gcc-multilib g++ libc6-dev libelf1 libssl3 dwarves bc
 	iproute2 iputils-ping ethtool iperf3 python3 ca-certificates
 	chromium
 )

@@ -93,6 +93,7 @@ class InterfaceWrap : public Napi::ObjectWrap<InterfaceWrap> {
                                    {InstanceMethod("release", &InterfaceWrap::Release),
                                     InstanceMethod("respond", &InterfaceWrap::Respond),
                                     InstanceMethod("setHandled", &InterfaceWrap::SetHandled),
+                                    InstanceMethod("openSocket", &InterfaceWrap::OpenSocket),
                                     InstanceMethod("stats", &InterfaceWrap::GetStats)});
     ctor = Napi::Persistent(f);
     exports.Set("Interface", f);
@@ -112,6 +113,11 @@ class InterfaceWrap : public Napi::ObjectWrap<InterfaceWrap> {
     int r = iface->Respond(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Int32Value());
     if (r < 0) throw SystemError(info.Env(), -r, "respond");
     return info.Env().Undefined();
+  }
+  Napi::Value OpenSocket(const Napi::CallbackInfo& info) {
+    int fd = iface->OpenSocket(info[0].ToBoolean());
+    if (fd < 0) throw SystemError(info.Env(), -fd, "ioctl");
+    return Napi::Number::New(info.Env(), fd);
   }
   Napi::Value SetHandled(const Napi::CallbackInfo& info) {
     iface->js_handles.store(info[0].ToBoolean());

@@ -100,6 +100,16 @@ void Interface::KickKernel() {
   if (ctl_->Ioctl(KNI_IOCTL_KICK, &rel) == 0) stats.kernel_kicks.fetch_add(1, std::memory_order_relaxed);
 }
 
+int Interface::OpenSocket(bool cloexec) {
+  if (released_) return -ENODEV;
+  kni_socket s{};
+  s.size = sizeof(s);
+  s.id = info_.id;
+  s.flags = cloexec ? KNI_SOCKET_F_CLOEXEC : 0;
+  int fd = ctl_->Ioctl(KNI_IOCTL_SOCKET, &s);
+  return fd < 0 ? -errno : fd;
+}
+
 int Interface::SetNotify(int fd) {
   if (released_) return -ENODEV;
   kni_notify n{};

@@ -85,6 +85,9 @@ class Interface {
   int Respond(uint32_t seq, int32_t result);
   // The eventfd the kernel signals while user_sleeping is set (-1: none). -errno or 0.
   int SetNotify(int fd);
+  // KNI_IOCTL_SOCKET: the interface's KNI socket as a new descriptor of this
+  // process, close-on-exec if asked. The descriptor, or -errno.
+  int OpenSocket(bool cloexec);
 
   const kni_create& info() const { return info_; }
   bool released() const { return released_; }

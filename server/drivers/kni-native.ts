@@ -91,8 +91,14 @@ class NativeHandle implements KniHandle {
     this.socket.setVnetHdr(this.name, on);
   }
 
+  /** The socket through /dev/kni (KNI_IOCTL_SOCKET), close-on-exec; sysfs' sock_en stays for other tools. */
   enableSocket(): number {
-    return this.socket.enable(this.name);
+    try {
+      return this.iface.openSocket();
+    } catch (err) {
+      const e = err as { code?: string; message: string };
+      throw new DriverError(e.code ?? 'EIO', e.message);
+    }
   }
 
   disableSocket(): void {

@@ -13,24 +13,26 @@ export const kniKo = join(projectRoot, 'build', 'module', release(), 'kni.ko');
 /** What in the kernel log fails a test: the appliance VM's list, plus lockdep's. */
 export const kernelProblem = /BUG:|WARNING:|Oops|general protection fault|refcount_t|list_del corruption|KASAN|lockdep|possible recursive locking|circular locking/;
 
-export const PROBES = ['kni-probe', 'kni-sock-probe'] as const;
+export const PROBES = ['kni-probe', 'kni-sock-probe', 'kni-sock-ioctl-probe', 'kni-compat-probe'] as const;
 export type ProbeName = (typeof PROBES)[number];
 
 const fixtures = join(projectRoot, 'test', 'fixtures');
 /** Where `kniv test` leaves the probes it compiled on the host, for the VM suites. */
 export const prebuiltProbes = join(projectRoot, 'build', 'probes');
 
+/** A probe's sources in test/fixtures/: its own and the shared helpers, except the 32-bit one (libc only). */
+const sourcesOf = (name: ProbeName): string[] => (name === 'kni-compat-probe' ? [`${name}.c`] : [`${name}.c`, 'kni-probe-lib.c']);
+
 function gccArgs(name: ProbeName, out: string): string[] {
-  return [
-    '-O2', '-Wall', '-Wextra', '-Werror', `-I${join(projectRoot, 'module')}`, '-o', out,
-    join(fixtures, `${name}.c`), join(fixtures, 'kni-probe-lib.c'), '-lpthread',
-  ];
+  const flags = name === 'kni-compat-probe' ? ['-m32'] : [];
+  const libs = name === 'kni-compat-probe' ? [] : ['-lpthread'];
+  return ['-O2', '-Wall', '-Wextra', '-Werror', ...flags, `-I${join(projectRoot, 'module')}`, '-o', out, ...sourcesOf(name).map((f) => join(fixtures, f)), ...libs];
 }
 
 /** A hash of what a probe is built from: its sources, the helpers, the ABI header, the flags. */
 function probeKey(name: ProbeName): string {
   const hash = createHash('sha256').update(gccArgs(name, '').join('\0'));
-  for (const f of [`${name}.c`, 'kni-probe-lib.c', 'kni-probe-lib.h']) hash.update(readFileSync(join(fixtures, f)));
+  for (const f of [...sourcesOf(name), 'kni-probe-lib.h']) hash.update(readFileSync(join(fixtures, f)));
   hash.update(readFileSync(join(projectRoot, 'module', 'kni_uapi.h')));
   return hash.digest('hex').slice(0, 16);
 }

@@ -4,6 +4,7 @@
 // appliance VM, in both kthread modes, with no kernel warning allowed.
 import test from 'ava';
 import { existsSync } from 'node:fs';
+import { Kni } from '../../native/index.js';
 import { buildProbe, currentMode, kernelLogSince, kernelProblem, kniKo, loadKni, probeScenarioTests, runProbe, type ProbeScenario } from '../lib/probe.js';
 
 let probe = '';
@@ -20,7 +21,7 @@ test.after.always(async () => {
 
 const scenarios: ProbeScenario[] = [
   ['sysfs, socket identity, TUN ioctls, hostile calls, frames both ways, detach', ['basic'], 70],
-  ['VNET_HDR: headers out, checksums completed and TSO frames segmented in', ['vnet'], 30],
+  ['VNET_HDR: headers out, checksums completed and TSO frames segmented in', ['vnet'], 33],
   ['20000 random virtio headers and frames', ['fuzz', '20000'], 4],
   ['teardown races: release, close, detach and kill -9 under traffic', ['races', '20'], 5],
 ];
@@ -36,6 +37,32 @@ test.serial('rmmod is refused while a socket exists and succeeds after', async (
   t.is(r.passed, 6);
   t.notRegex(await logSince(), kernelProblem);
   t.true(existsSync('/dev/kni'));
+});
+
+test.serial('KNI_IOCTL_SOCKET: the creator or an attached handler gets the socket without sysfs, close-on-exec as asked', async (t) => {
+  if (!existsSync('/sys/module/kni')) await loadKni([]);
+  const ioctlProbe = await buildProbe('kni-sock-ioctl-probe');
+  const logSince = await kernelLogSince();
+  const r = await runProbe(ioctlProbe);
+  if (r.exitCode !== 0) t.log(r.output);
+  t.deepEqual(r.failed, []);
+  t.is(r.exitCode, 0);
+  t.is(r.passed, 21);
+  t.notRegex(await logSince(), kernelProblem);
+});
+
+test.serial('TUNGETIFF and TUNSETIFF from a 32-bit process copy its 32-byte struct ifreq, not the 40 of ours', async (t) => {
+  if (!existsSync('/sys/module/kni')) await loadKni([]);
+  const compat = await buildProbe('kni-compat-probe');
+  const logSince = await kernelLogSince();
+  const kni = new Kni();
+  t.teardown(() => kni.close());
+  kni.create({ name: 'kvc0' });
+  const r = await runProbe(compat, 'kvc0');
+  if (r.exitCode !== 0) t.log(r.output);
+  t.deepEqual(r.failed, []);
+  t.is(r.passed, 6);
+  t.notRegex(await logSince(), kernelProblem);
 });
 
 test.serial('the vnet_hdr module parameter sets the default of new interfaces', async (t) => {
