@@ -7,7 +7,8 @@ import { Writable } from 'node:stream';
 import type { ApplianceOptions } from '../qemu/appliance.js';
 import { projectRoot } from '../qemu/paths.js';
 import { reportFailure, runInterruptible } from '../qemu/vm-cli.js';
-import { UsageError } from '../bin/cli.js';
+import { intOption, UsageError } from '../bin/cli.js';
+import { KernelLabelSchema, type KernelLabel } from '../qemu/kernels.js';
 import type { HostLoad } from './stats.js';
 
 class Collect extends Writable {
@@ -83,4 +84,20 @@ export function listOf<T>(name: string, values: unknown, parseOne: (v: string) =
       }
     });
   return [...new Set(out)];
+}
+
+/** The options that choose the appliance VM, and what they apply to. */
+const VM_OPTIONS = ['kernel', 'vm-cpus', 'kni-param'] as const;
+
+/** With --here: a usage error if an option that chooses the appliance VM was given. */
+export function refuseVmOptions(values: Record<string, unknown>): void {
+  const given = VM_OPTIONS.filter((o) => values[o] !== undefined).map((o) => `--${o}`);
+  if (given.length) throw new UsageError(`options that choose the appliance VM do not apply with --here: ${given.join(', ')}`);
+}
+
+/** The appliance VM's kernel (default 6.1) and vCPUs (default 2) from the command line. */
+export function vmChoice(values: Record<string, unknown>): { kernel: KernelLabel; vmCpus: number } {
+  const kernel = KernelLabelSchema.safeParse(values.kernel ?? '6.1');
+  if (!kernel.success) throw new UsageError(`--kernel must be 6.1 or 6.12, not ${JSON.stringify(values.kernel)}`);
+  return { kernel: kernel.data, vmCpus: intOption('vm-cpus', values['vm-cpus'], 1, 16) ?? 2 };
 }

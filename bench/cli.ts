@@ -6,8 +6,7 @@ import { loadavg, release } from 'node:os';
 import { Writable } from 'node:stream';
 import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
 import { kvmUsable } from '../qemu/accel.js';
-import { KernelLabelSchema } from '../qemu/kernels.js';
-import { hostLoad, runHereInAppliance, writeResult } from './cli-common.js';
+import { hostLoad, refuseVmOptions, runHereInAppliance, vmChoice, writeResult } from './cli-common.js';
 import { ensureHelper, runExceptionPath } from './exception-path.js';
 import {
   DirectionSchema,
@@ -200,25 +199,21 @@ async function exceptionPath(argv: string[]): Promise<number> {
   const json = values.json as string | undefined;
 
   if (values.here) {
-    if (values.kernel !== undefined || values['kni-param'] !== undefined || values['vm-cpus'] !== undefined) {
-      throw new UsageError('--kernel, --kni-param and --vm-cpus choose the appliance VM; they do not apply with --here');
-    }
+    refuseVmOptions(values);
     const mark = values['mark-windows'] ? (edge: string, i: number) => process.stderr.write(`${MARK} ${edge} ${i}\n`) : undefined;
     const result = await runExceptionPath(config, (l) => process.stderr.write(`${l}\n`), mark);
     return output(result, json, release(), '');
   }
 
   if (values['mark-windows']) throw new UsageError('--mark-windows goes with --here');
-  const kernel = KernelLabelSchema.safeParse(values.kernel ?? '6.1');
-  if (!kernel.success) throw new UsageError(`--kernel must be 6.1 or 6.12, not ${JSON.stringify(values.kernel)}`);
-  const vmCpus = intOption('vm-cpus', values['vm-cpus'], 1, 16) ?? 2;
+  const { kernel, vmCpus } = vmChoice(values);
   const cases = full.paths.length * full.directions.length * full.frameBytes.length * full.repeat;
   // Only a guard against a hung run: a busy shared host can make a run several
   // times slower, and perf's report alone takes a minute or more under TCG.
   const perCase = full.seconds + full.warmupSeconds + 30 + (full.profile ? 240 : 0);
   const timeoutMs = (cases * perCase + 300) * 1000;
   const accel = kvmUsable() ? 'kvm' : 'tcg';
-  process.stderr.write(`kniv bench: ${cases} runs in the appliance VM (kernel ${kernel.data}, ${accel.toUpperCase()})...\n`);
+  process.stderr.write(`kniv bench: ${cases} runs in the appliance VM (kernel ${kernel}, ${accel.toUpperCase()})...\n`);
   await ensureHelper();
   const started = Date.now();
   const loadBefore = loadavg()[0] ?? 0;
@@ -226,7 +221,7 @@ async function exceptionPath(argv: string[]): Promise<number> {
   const vm = await runHereInAppliance(
     'exception-path',
     ['--mark-windows', ...configArgs(config)],
-    { kernel: kernel.data, kniParams: (values['kni-param'] as string[] | undefined) ?? [], cpus: vmCpus, timeoutMs },
+    { kernel: kernel, kniParams: (values['kni-param'] as string[] | undefined) ?? [], cpus: vmCpus, timeoutMs },
     sampler,
   );
   // Status 1 inside means a path moved nothing: the result is still written.
@@ -244,7 +239,7 @@ async function exceptionPath(argv: string[]): Promise<number> {
     host: hostLoad(loadBefore),
   };
   const total = (Date.now() - started) / 1000;
-  return output(result, json, kernel.data, `whole command, VM boot included: ${total.toFixed(0)} s\n`);
+  return output(result, json, kernel, `whole command, VM boot included: ${total.toFixed(0)} s\n`);
 }
 
 /** `kniv bench pool FILE...`: KNI/TAP pairs from several results, grouped by what the host gave the VM. */

@@ -4,9 +4,9 @@ import { loadavg, release } from 'node:os';
 import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
 import { kvmUsable } from '../qemu/accel.js';
 import { guestImage } from '../qemu/guest-image.js';
-import { kernel as kernelFor, KernelLabelSchema } from '../qemu/kernels.js';
+import { kernel as kernelFor } from '../qemu/kernels.js';
 import { interruptible } from '../qemu/vm-cli.js';
-import { hostLoad, listOf, runHereInAppliance, writeResult } from './cli-common.js';
+import { hostLoad, listOf, refuseVmOptions, runHereInAppliance, vmChoice, writeResult } from './cli-common.js';
 import { runVhostBench } from './vhost.js';
 import {
   DirectionSchema,
@@ -126,26 +126,22 @@ export async function benchVhost(argv: string[]): Promise<number> {
   const json = values.json as string | undefined;
 
   if (values.here) {
-    if (values.kernel !== undefined || values['vm-cpus'] !== undefined) {
-      throw new UsageError('--kernel and --vm-cpus choose the appliance VM; they do not apply with --here');
-    }
+    refuseVmOptions(values);
     const result = await interruptible((signal) => runVhostBench(config, { log: (l) => process.stderr.write(`kniv bench: ${l}\n`), signal }));
     return output(result, json, release(), '');
   }
 
-  const label = KernelLabelSchema.safeParse(values.kernel ?? '6.1');
-  if (!label.success) throw new UsageError(`--kernel must be 6.1 or 6.12, not ${JSON.stringify(values.kernel)}`);
-  const vmCpus = intOption('vm-cpus', values['vm-cpus'], 1, 16) ?? 2;
+  const { kernel, vmCpus } = vmChoice(values);
   const cases = full.paths.length * full.protocols.length * full.directions.length * full.repeat;
   // The guest boots in minutes under nested TCG; each run adds iperf3's own start and stop.
   const timeoutMs = (30 * 60 + cases * (full.seconds + full.omitSeconds + 45)) * 1000;
   const accel = kvmUsable() ? 'kvm' : 'tcg';
-  process.stderr.write(`kniv bench: ${cases} iperf3 runs through ${full.paths.length} paths in one guest, inside the appliance VM (kernel ${label.data}, ${accel.toUpperCase()})...\n`);
+  process.stderr.write(`kniv bench: ${cases} iperf3 runs through ${full.paths.length} paths in one guest, inside the appliance VM (kernel ${kernel}, ${accel.toUpperCase()})...\n`);
   // Built here, where build/ is writable: the VM sees the host's files read-only.
-  guestImage(kernelFor(label.data));
+  guestImage(kernelFor(kernel));
   const started = Date.now();
   const loadBefore = loadavg()[0] ?? 0;
-  const vm = await runHereInAppliance('vhost', configArgs(config), { kernel: label.data, cpus: vmCpus, timeoutMs });
+  const vm = await runHereInAppliance('vhost', configArgs(config), { kernel: kernel, cpus: vmCpus, timeoutMs });
   // Status 1 inside means a problem with the figures: the result is still written.
   if ('status' in vm) return vm.status;
   const parsed = VhostBenchResultSchema.parse(vm.json);
@@ -155,5 +151,5 @@ export async function benchVhost(argv: string[]): Promise<number> {
     host: hostLoad(loadBefore),
   };
   const total = (Date.now() - started) / 1000;
-  return output(result, json, label.data, `whole command, appliance VM boot included: ${total.toFixed(0)} s\n`);
+  return output(result, json, kernel, `whole command, appliance VM boot included: ${total.toFixed(0)} s\n`);
 }

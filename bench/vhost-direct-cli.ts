@@ -2,11 +2,10 @@
 // appliance VM (or, with --here, on this system), writes the JSON result and
 // prints the table.
 import { loadavg, release } from 'node:os';
-import { helpText, intOption, parse, UsageError, type OptionsTable } from '../bin/cli.js';
+import { helpText, intOption, parse, type OptionsTable } from '../bin/cli.js';
 import { kvmUsable } from '../qemu/accel.js';
-import { KernelLabelSchema } from '../qemu/kernels.js';
 import { interruptible } from '../qemu/vm-cli.js';
-import { hostLoad, listOf, runHereInAppliance, writeResult } from './cli-common.js';
+import { hostLoad, listOf, refuseVmOptions, runHereInAppliance, vmChoice, writeResult } from './cli-common.js';
 import { ensureDriver, plan, runVhostDirect } from './vhost-direct.js';
 import {
   DirectionSchema,
@@ -104,29 +103,25 @@ export async function benchVhostDirect(argv: string[]): Promise<number> {
   const json = values.json as string | undefined;
 
   if (values.here) {
-    if (values.kernel !== undefined || values['vm-cpus'] !== undefined) {
-      throw new UsageError('--kernel and --vm-cpus choose the appliance VM; they do not apply with --here');
-    }
+    refuseVmOptions(values);
     const result = await interruptible((signal) => runVhostDirect(config, (l) => process.stderr.write(`${l}\n`), signal));
     return output(result, json, release(), '');
   }
 
-  const label = KernelLabelSchema.safeParse(values.kernel ?? '6.1');
-  if (!label.success) throw new UsageError(`--kernel must be 6.1 or 6.12, not ${JSON.stringify(values.kernel)}`);
-  const vmCpus = intOption('vm-cpus', values['vm-cpus'], 1, 16) ?? 2;
+  const { kernel, vmCpus } = vmChoice(values);
   const runs = plan(full).length;
   // A guard against a hung run only: setup, the far end's start and the drain add seconds to each.
   const timeoutMs = (300 + runs * (full.seconds + 30)) * 1000;
   const accel = kvmUsable() ? 'kvm' : 'tcg';
-  process.stderr.write(`kniv bench: ${runs} runs in the appliance VM (kernel ${label.data}, ${accel.toUpperCase()})...\n`);
+  process.stderr.write(`kniv bench: ${runs} runs in the appliance VM (kernel ${kernel}, ${accel.toUpperCase()})...\n`);
   // Built here, where build/ is writable: the VM sees the host's files read-only.
   await ensureDriver();
   const started = Date.now();
   const loadBefore = loadavg()[0] ?? 0;
-  const vm = await runHereInAppliance('vhost-direct', configArgs(config), { kernel: label.data, cpus: vmCpus, timeoutMs });
+  const vm = await runHereInAppliance('vhost-direct', configArgs(config), { kernel: kernel, cpus: vmCpus, timeoutMs });
   if ('status' in vm) return vm.status;
   const parsed = VhostDirectResultSchema.parse(vm.json);
   const result: VhostDirectResult = { ...parsed, system: { ...parsed.system, where: 'appliance-vm', accel }, host: hostLoad(loadBefore) };
   const total = (Date.now() - started) / 1000;
-  return output(result, json, label.data, `whole command, appliance VM boot included: ${total.toFixed(0)} s\n`);
+  return output(result, json, kernel, `whole command, appliance VM boot included: ${total.toFixed(0)} s\n`);
 }
