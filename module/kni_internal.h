@@ -145,6 +145,7 @@ struct kni_tx_stats {
 	u64 drop_gso;		/* GSO frames that could not be segmented */
 	u64 gso_frames;		/* GSO frames segmented */
 	u64 csum_done;		/* partial checksums completed */
+	u64 sock_full;		/* socket sends that found no room and waited (back-pressure) */
 };
 
 /*
@@ -271,6 +272,11 @@ void kni_dev_destroy(struct kni_dev *kd);
 bool kni_dev_poll(struct kni_dev *kd);
 bool kni_dev_pending(struct kni_dev *kd);
 void kni_user_wake(struct kni_dev *kd);
+
+/* kni_req.c: control requests to the interface's handler. */
+int kni_req_call(struct kni_dev *kd, u32 type, u32 value, const u8 *mac);
+void kni_req_notify(struct kni_dev *kd, u32 type, u32 value);
+bool kni_resp_poll(struct kni_dev *kd);
 int kni_dev_set_notify(struct kni_dev *kd, int fd);
 struct kni_dev *kni_dev_from_netdev(struct net_device *dev);
 void kni_net_exit(void);
@@ -278,6 +284,8 @@ u8 *kni_buf(const struct kni_dev *kd, u32 index);
 
 /* The owner of tx_q (see struct kni_dev) queues frames with these. */
 bool kni_tx_room(struct kni_dev *kd, u32 n);
+bool kni_tx_fits(struct kni_dev *kd, u32 n);
+bool kni_tx_fits_hint(struct kni_dev *kd, u32 n);
 u8 *kni_tx_next(struct kni_dev *kd, u32 *index);
 void kni_tx_push(struct kni_dev *kd, u32 index, u32 len);
 void kni_tx_publish(struct kni_dev *kd);
@@ -293,6 +301,8 @@ bool kni_sock_get_vnet_hdr(struct kni_dev *kd);
 u32 kni_sock_rx_room(struct kni_sock *ks, struct kni_dev *kd);
 void kni_sock_rx_queue(struct kni_sock *ks, struct sk_buff *skb);
 void kni_sock_rx_wake(struct kni_sock *ks);
+void kni_sock_tx_space(struct kni_sock *ks, struct kni_dev *kd);
+bool kni_sock_tx_waiting(struct kni_sock *ks);
 bool kni_csum_complete(u8 *frame, u32 len, u32 start, u32 off);
 
 /* kni_sysfs.c */

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * KNI net devices: creation from a validated struct kni_create, the data path
- * between the Linux stack and the shared FIFOs, control requests, stats and
- * ethtool.
+ * KNI net devices: creation from a validated struct kni_create, the netdev
+ * callbacks (transmit into tx_q among them), stats and ethtool. The FIFO side
+ * of the data path is in kni_fifo.c, control requests in kni_req.c.
  *
  * Trust: the region is writable by userspace at any time. Every value read
  * from it is read once (READ_ONCE), checked, and only the checked copy is
@@ -27,8 +27,6 @@
 #include "kni_compat.h"
 #include "kni_internal.h"
 
-/* Packets taken from rx_q per interface per pass. */
-#define KNI_RX_BURST		32
 #define KNI_MAX_IFACES		4096
 
 atomic_t kni_live_ifaces = ATOMIC_INIT(0);
@@ -37,413 +35,6 @@ static DEFINE_IDA(kni_ida);
 static size_t kni_fifo_bytes(u32 entries)
 {
 	return ALIGN(sizeof(struct kni_fifo) + entries * sizeof(u32), 64);
-}
-
-u8 *kni_buf(const struct kni_dev *kd, u32 index)
-{
-	return kd->bufs + (size_t)index * kd->buf_size;
-}
-
-/* Control requests ------------------------------------------------------- */
-
-static void kni_req_fill(struct kni_dev *kd, u32 seq, u32 type, u32 flags,
-			 u32 value, const u8 *mac)
-{
-	struct kni_request *slot = &kd->req_slots[seq & (KNI_REQ_ENTRIES - 1)];
-
-	memset(slot, 0, sizeof(*slot));
-	slot->seq = seq;
-	slot->type = type;
-	slot->flags = flags;
-	slot->value = value;
-	if (mac)
-		ether_addr_copy(slot->mac, mac);
-}
-
-/* Queue a request on req_q; returns its sequence number, or 0 if req_q is full. */
-static u32 __kni_req_queue(struct kni_dev *kd, u32 type, u32 flags, u32 value,
-			   const u8 *mac)
-{
-	bool corrupt = false;
-	u32 seq;
-
-	if (!kni_ring_space(&kd->req_q, &corrupt)) {
-		kd->req.dropped++;
-		return 0;
-	}
-	seq = ++kd->req_seq;
-	if (!seq)
-		seq = ++kd->req_seq;
-	kni_req_fill(kd, seq, type, flags, value, mac);
-	kni_ring_put(&kd->req_q, seq);
-	kni_ring_publish(&kd->req_q);
-	kni_user_wake(kd);
-	kd->req.sent++;
-	return seq;
-}
-
-/* Tell userspace about a change that already happened; callable in atomic context. */
-static void kni_req_notify(struct kni_dev *kd, u32 type, u32 value)
-{
-	spin_lock_bh(&kd->req_lock);
-	if (!kd->dead)
-		__kni_req_queue(kd, type, KNI_REQ_F_NOTIFY, value, NULL);
-	spin_unlock_bh(&kd->req_lock);
-}
-
-/*
- * Ask userspace to accept a change and wait for its answer, at most
- * req_timeout_ms. Called under RTNL from ndo callbacks: the wait is bounded
- * and is cut short when the interface is being destroyed.
- */
-static int kni_req_call(struct kni_dev *kd, u32 type, u32 value, const u8 *mac)
-{
-	long left;
-	int err;
-	u32 seq;
-
-	mutex_lock(&kd->req_mutex);
-	spin_lock_bh(&kd->req_lock);
-	if (kd->dead) {
-		spin_unlock_bh(&kd->req_lock);
-		err = -ENODEV;
-		goto unlock_mutex;
-	}
-	seq = __kni_req_queue(kd, type, 0, value, mac);
-	if (!seq) {
-		spin_unlock_bh(&kd->req_lock);
-		err = -EBUSY;
-		goto unlock_mutex;
-	}
-	kd->wait_seq = seq;
-	kd->wait_done = false;
-	spin_unlock_bh(&kd->req_lock);
-
-	left = wait_event_interruptible_timeout(kd->req_wq,
-						READ_ONCE(kd->wait_done) ||
-						READ_ONCE(kd->dead),
-						msecs_to_jiffies(kni_req_timeout_ms));
-
-	spin_lock_bh(&kd->req_lock);
-	if (kd->wait_done) {
-		err = kd->wait_result;
-	} else if (kd->dead) {
-		err = -ENODEV;
-	} else if (left < 0) {
-		err = -EINTR;
-	} else {
-		kd->req.timeout++;
-		err = -ETIMEDOUT;
-	}
-	kd->wait_seq = 0;
-	kd->wait_done = false;
-	spin_unlock_bh(&kd->req_lock);
-unlock_mutex:
-	mutex_unlock(&kd->req_mutex);
-	return err;
-}
-
-/* Polling thread: match answers on resp_q with the waiting request. */
-static bool kni_resp_poll(struct kni_dev *kd)
-{
-	bool corrupt = false;
-	u32 n, i;
-
-	n = kni_ring_avail(&kd->resp_q, &corrupt);
-	if (corrupt) {
-		u64_stats_update_begin(&kd->rx.syncp);
-		kd->rx.fifo_corrupt++;
-		u64_stats_update_end(&kd->rx.syncp);
-	}
-	if (!n)
-		return false;
-
-	spin_lock_bh(&kd->req_lock);
-	for (i = 0; i < n; i++) {
-		u32 seq = kni_ring_peek(&kd->resp_q, i);
-		struct kni_request *slot;
-		s32 result;
-
-		if (!seq || seq != kd->wait_seq || kd->wait_done) {
-			kd->req.stale++;
-			continue;
-		}
-		slot = &kd->req_slots[seq & (KNI_REQ_ENTRIES - 1)];
-		result = READ_ONCE(slot->result);
-		/* Only 0 or an errno; anything else is a protocol error. */
-		if (result > 0 || result < -MAX_ERRNO)
-			result = -EPROTO;
-		kd->wait_result = result;
-		WRITE_ONCE(kd->wait_done, true);
-	}
-	kni_ring_consume(&kd->resp_q, n);
-	spin_unlock_bh(&kd->req_lock);
-	wake_up_interruptible(&kd->req_wq);
-	return true;
-}
-
-/*
- * Ingress: rx_q -> skb -> the stack, or the KNI socket while one is attached;
- * the buffer goes back on free_q either way.
- */
-
-/* What happened to one rx_q buffer; counted by kni_rx_poll(). */
-enum kni_rx_result {
-	KNI_RX_OK,
-	KNI_RX_BAD_LEN,
-	KNI_RX_DOWN,
-	KNI_RX_NOMEM,
-	KNI_RX_BACKLOG,
-};
-
-static enum kni_rx_result kni_rx_one(struct kni_dev *kd, struct kni_sock *ks,
-				     u32 index, u32 *bytes)
-{
-	struct net_device *dev = kd->netdev;
-	const struct kni_buf *hdr;
-	struct sk_buff *skb;
-	u32 off, len, flags;
-
-	hdr = (const struct kni_buf *)kni_buf(kd, index);
-	off = READ_ONCE(hdr->data_off);
-	len = READ_ONCE(hdr->data_len);
-	flags = READ_ONCE(hdr->flags);
-	if (off < KNI_BUF_HDR_SIZE || off > kd->buf_size ||
-	    len > kd->buf_size - off || len < ETH_HLEN)
-		return KNI_RX_BAD_LEN;
-
-	if (ks) {
-		/* The socket's reader (vhost) takes the frame as it is. */
-		skb = alloc_skb(len, GFP_ATOMIC);
-		if (!skb)
-			return KNI_RX_NOMEM;
-		skb_put_data(skb, kni_buf(kd, index) + off, len);
-		if (flags & KNI_BUF_F_CSUM_VALID)
-			skb->ip_summed = CHECKSUM_UNNECESSARY;
-		kni_sock_rx_queue(ks, skb);
-	} else {
-		if (!(dev->flags & IFF_UP))
-			return KNI_RX_DOWN;
-		skb = netdev_alloc_skb_ip_align(dev, len);
-		if (!skb)
-			return KNI_RX_NOMEM;
-		skb_put_data(skb, kni_buf(kd, index) + off, len);
-		skb->protocol = eth_type_trans(skb, dev);
-		/* Otherwise CHECKSUM_NONE: the stack verifies what userspace sent. */
-		if (flags & KNI_BUF_F_CSUM_VALID)
-			skb->ip_summed = CHECKSUM_UNNECESSARY;
-		/* A full backlog frees the skb; it was not received. */
-		if (netif_rx(skb) == NET_RX_DROP)
-			return KNI_RX_BACKLOG;
-	}
-	*bytes = len;
-	return KNI_RX_OK;
-}
-
-static bool kni_rx_poll(struct kni_dev *kd)
-{
-	u32 packets = 0, bytes = 0, bad_index = 0, bad_len = 0, down = 0;
-	u32 nomem = 0, backlog = 0;
-	bool corrupt = false, sock_full = false;
-	struct kni_sock *ks;
-	u32 n, i;
-
-	/* kni_sock_kill() and detach wait for this section to end. */
-	rcu_read_lock();
-	ks = rcu_dereference(kd->sock);
-	n = min3(kni_ring_avail(&kd->rx_q, &corrupt),
-		 kni_ring_space(&kd->free_q, &corrupt), (u32)KNI_RX_BURST);
-	if (ks && n) {
-		/* Frames wait in rx_q, not in memory, while the reader is behind. */
-		u32 room = kni_sock_rx_room(ks, kd);
-
-		sock_full = room < n;
-		n = min(n, room);
-	}
-
-	for (i = 0; i < n; i++) {
-		u32 index = kni_ring_peek(&kd->rx_q, i);
-		u32 len = 0;
-
-		if (index >= kd->buf_count) {
-			bad_index++;
-			continue;
-		}
-		switch (kni_rx_one(kd, ks, index, &len)) {
-		case KNI_RX_OK:
-			packets++;
-			bytes += len;
-			break;
-		case KNI_RX_BAD_LEN:
-			bad_len++;
-			break;
-		case KNI_RX_DOWN:
-			down++;
-			break;
-		case KNI_RX_NOMEM:
-			nomem++;
-			break;
-		case KNI_RX_BACKLOG:
-			backlog++;
-			break;
-		}
-		kni_ring_put(&kd->free_q, index);
-	}
-	if (ks && packets)
-		kni_sock_rx_wake(ks);
-	rcu_read_unlock();
-
-	if (n) {
-		kni_ring_consume(&kd->rx_q, n);
-		kni_ring_publish(&kd->free_q);
-	}
-
-	if (n || corrupt || sock_full) {
-		u64_stats_update_begin(&kd->rx.syncp);
-		kd->rx.packets += packets;
-		kd->rx.bytes += bytes;
-		kd->rx.drop_bad_index += bad_index;
-		kd->rx.drop_bad_len += bad_len;
-		kd->rx.drop_down += down;
-		kd->rx.drop_nomem += nomem;
-		kd->rx.fifo_corrupt += corrupt;
-		kd->rx.sock_full += sock_full;
-		kd->rx.drop_backlog += backlog;
-		u64_stats_update_end(&kd->rx.syncp);
-	}
-	return n != 0;
-}
-
-/* Called by the polling thread only; returns true if it found work. */
-bool kni_dev_poll(struct kni_dev *kd)
-{
-	bool busy;
-
-	busy = kni_rx_poll(kd);
-	busy |= kni_resp_poll(kd);
-	return busy;
-}
-
-/*
- * Polling thread, about to sleep, after setting kernel_sleeping and a full
- * barrier: is anything waiting on rx_q or resp_q? A FIFO whose counter is
- * impossible counts as empty (kni_dev_poll() counts it).
- */
-bool kni_dev_pending(struct kni_dev *kd)
-{
-	bool corrupt = false;
-
-	return kni_ring_avail(&kd->rx_q, &corrupt) ||
-	       kni_ring_avail(&kd->resp_q, &corrupt);
-}
-
-/*
- * After publishing on tx_q or req_q: signal the eventfd userspace sleeps on,
- * if it says it sleeps. Any context; the caller owns the FIFO it published.
- */
-void kni_user_wake(struct kni_dev *kd)
-{
-	struct eventfd_ctx *ev;
-
-	if (!kd->doorbells)
-		return;
-	/* Pairs with userspace's fence between user_sleeping and its last look. */
-	smp_mb();
-	if (!READ_ONCE(kd->doorbell->user_sleeping))
-		return;
-	rcu_read_lock();
-	ev = rcu_dereference(kd->notify);
-	if (ev)
-		kni_eventfd_signal(ev);
-	rcu_read_unlock();
-}
-
-/* KNI_IOCTL_NOTIFY: fd is an eventfd to signal, or -1 for none. */
-int kni_dev_set_notify(struct kni_dev *kd, int fd)
-{
-	struct eventfd_ctx *ev = NULL, *old;
-
-	if (fd != -1) {
-		ev = eventfd_ctx_fdget(fd);
-		if (IS_ERR(ev))
-			return PTR_ERR(ev);
-	}
-	old = unrcu_pointer(xchg(&kd->notify, RCU_INITIALIZER(ev)));
-	if (old) {
-		synchronize_rcu();	/* pairs with rcu_read_lock() in kni_user_wake() */
-		eventfd_ctx_put(old);
-	}
-	return 0;
-}
-
-/*
- * Egress: a frame -> buffer from alloc_q -> tx_q. The functions below are for
- * the owner of tx_q (see struct kni_dev): ndo_start_xmit, or the socket.
- */
-
-void kni_tx_count(struct kni_dev *kd, u64 *counter, u64 n)
-{
-	u64_stats_update_begin(&kd->tx.syncp);
-	*counter += n;
-	u64_stats_update_end(&kd->tx.syncp);
-}
-
-/* True if n frames can be queued now; otherwise why not is counted. */
-bool kni_tx_room(struct kni_dev *kd, u32 n)
-{
-	bool corrupt = false;
-	u64 *reason = NULL;
-
-	/* Room on tx_q first, so a buffer taken from alloc_q is never lost. */
-	if (kni_ring_space(&kd->tx_q, &corrupt) < n)
-		reason = &kd->tx.drop_tx_q_full;
-	else if (kni_ring_avail(&kd->alloc_q, &corrupt) < n)
-		reason = &kd->tx.drop_no_buf;
-	if (corrupt)
-		kni_tx_count(kd, &kd->tx.fifo_corrupt, 1);
-	if (reason)
-		kni_tx_count(kd, reason, 1);
-	return !reason;
-}
-
-/*
- * After kni_tx_room(): the frame area of the buffer at the head of alloc_q,
- * still on alloc_q until kni_tx_push(). NULL if userspace put a bad index
- * there: that entry is consumed and counted.
- */
-u8 *kni_tx_next(struct kni_dev *kd, u32 *index)
-{
-	u32 i = kni_ring_peek(&kd->alloc_q, 0);
-
-	if (i >= kd->buf_count) {
-		kni_ring_consume(&kd->alloc_q, 1);
-		kni_tx_count(kd, &kd->tx.drop_bad_index, 1);
-		return NULL;
-	}
-	*index = i;
-	return kni_buf(kd, i) + KNI_BUF_HDR_SIZE;
-}
-
-/* The buffer kni_tx_next() gave holds a frame of len bytes: move it to tx_q. */
-void kni_tx_push(struct kni_dev *kd, u32 index, u32 len)
-{
-	struct kni_buf *hdr = (struct kni_buf *)kni_buf(kd, index);
-
-	WRITE_ONCE(hdr->data_off, KNI_BUF_HDR_SIZE);
-	WRITE_ONCE(hdr->data_len, len);
-	WRITE_ONCE(hdr->flags, 0);
-	kni_ring_consume(&kd->alloc_q, 1);
-	kni_ring_put(&kd->tx_q, index);
-	u64_stats_update_begin(&kd->tx.syncp);
-	kd->tx.packets++;
-	kd->tx.bytes += len;
-	u64_stats_update_end(&kd->tx.syncp);
-}
-
-void kni_tx_publish(struct kni_dev *kd)
-{
-	kni_ring_publish(&kd->tx_q);
-	kni_user_wake(kd);
 }
 
 static netdev_tx_t kni_start_xmit(struct sk_buff *skb, struct net_device *dev)
@@ -591,6 +182,7 @@ static void kni_read_tx(const struct kni_dev *kd, struct kni_tx_stats *out)
 		out->drop_gso = kd->tx.drop_gso;
 		out->gso_frames = kd->tx.gso_frames;
 		out->csum_done = kd->tx.csum_done;
+		out->sock_full = kd->tx.sock_full;
 	} while (u64_stats_fetch_retry(&kd->tx.syncp, start));
 }
 
@@ -642,7 +234,7 @@ static const char kni_stat_names[][ETH_GSTRING_LEN] = {
 	"tx_packets", "tx_bytes", "tx_drop_no_buf", "tx_drop_tx_q_full",
 	"tx_drop_too_big", "tx_drop_bad_index", "tx_fifo_corrupt",
 	"tx_drop_sock", "tx_drop_bad_vnet_hdr", "tx_drop_gso", "tx_gso_frames",
-	"tx_csum_done",
+	"tx_csum_done", "tx_sock_full",
 	"req_sent", "req_timeout", "req_dropped", "resp_stale",
 };
 
@@ -707,6 +299,7 @@ static void kni_get_ethtool_stats(struct net_device *dev,
 	*p++ = tx.drop_gso;
 	*p++ = tx.gso_frames;
 	*p++ = tx.csum_done;
+	*p++ = tx.sock_full;
 	*p++ = req.sent;
 	*p++ = req.timeout;
 	*p++ = req.dropped;

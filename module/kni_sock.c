@@ -74,6 +74,14 @@ struct kni_sock {
 	int vnet_hdr_sz;		/* TUNSETVNETHDRSZ; READ_ONCE in the data path */
 	int sndbuf;			/* TUNSETSNDBUF, kept apart from sk_sndbuf */
 	unsigned int offload;		/* TUNSETOFFLOAD */
+	/*
+	 * Back-pressure: a writer found no room for tx_need frames and waits
+	 * (or returned -EAGAIN to vhost, which waits for EPOLLOUT). Set under
+	 * lock by writers and poll; the polling thread clears it and wakes
+	 * sk_sleep when the data plane has made room.
+	 */
+	bool tx_wait;
+	u32 tx_need;
 };
 
 static struct kni_sock *kni_sk(struct sock *sk)
@@ -190,25 +198,86 @@ static int kni_sock_peek_len(struct socket *sock)
 	return len;
 }
 
+/* Back-pressure: a writer waits for room on tx_q ----------------------- */
+
 /*
- * Writable always: sendmsg never waits, it queues or drops (counted). No
- * EPOLLERR while attached: vhost refuses a backend whose first poll reports
- * it. Once detached, EPOLLERR for good (as AF_PACKET reports a device that
- * went away): vhost then stops polling the socket instead of being woken by
- * a readable EOF on every pass, which spun a host core for as long as qemu
- * kept the backend.
+ * Room for need frames on tx_q and alloc_q, for the owner of tx_q (ks->lock
+ * held)? If not, say so to the polling thread, which wakes sk_sleep once the
+ * data plane has made room, and look once more: the thread may have passed
+ * between the first look and the flag. Any context that may sleep.
+ */
+static bool kni_sock_tx_fits(struct kni_sock *ks, struct kni_dev *kd, u32 need)
+{
+	if (kni_tx_fits(kd, need))
+		return true;
+	WRITE_ONCE(ks->tx_need, need);
+	WRITE_ONCE(ks->tx_wait, true);
+	/* The flag before the second look; pairs with the thread's smp_mb(). */
+	smp_mb();
+	if (kni_tx_fits(kd, need))
+		return true;
+	/*
+	 * The thread may be asleep on its doorbell: nothing the data plane does
+	 * when it drains tx_q rings it. Wake it; while the flag stays set it
+	 * keeps passing (kni_dev_pending()) until there is room.
+	 */
+	kni_thread_kick(kd);
+	return false;
+}
+
+/*
+ * The polling thread, in its pass over kd (RCU held): a writer waits for
+ * room and the data plane has made it? Then wake the writer, or vhost's TX
+ * poll, with an EPOLLOUT-keyed wake-up. A guess without ks->lock: the
+ * writer looks again under it.
+ */
+void kni_sock_tx_space(struct kni_sock *ks, struct kni_dev *kd)
+{
+	if (!READ_ONCE(ks->tx_wait))
+		return;
+	/* Pairs with the writer's smp_mb() between the flag and its second look. */
+	smp_mb();
+	if (!kni_tx_fits_hint(kd, READ_ONCE(ks->tx_need)))
+		return;
+	WRITE_ONCE(ks->tx_wait, false);
+	wake_up_interruptible_poll(sk_sleep(&ks->sk), EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
+}
+
+/* Whether a writer waits for room: the polling thread keeps passing over kd meanwhile. */
+bool kni_sock_tx_waiting(struct kni_sock *ks)
+{
+	return READ_ONCE(ks->tx_wait);
+}
+
+/*
+ * Writable while there is room on tx_q (below). No EPOLLERR while attached:
+ * vhost refuses a backend whose first poll reports it. Once detached,
+ * EPOLLERR for good (as AF_PACKET reports a device that went away): vhost
+ * then stops polling the socket instead of being woken by a readable EOF on
+ * every pass, which spun a host core for as long as qemu kept the backend.
  */
 static __poll_t kni_sock_poll(struct file *file, struct socket *sock,
 			      poll_table *wait)
 {
+	struct kni_sock *ks = kni_sk(sock->sk);
 	struct sock *sk = sock->sk;
-	__poll_t mask = EPOLLOUT | EPOLLWRNORM;
+	__poll_t mask = 0;
 
 	poll_wait(file, sk_sleep(sk), wait);
 	if (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN)
 		return EPOLLERR | EPOLLHUP | EPOLLRDHUP;
 	if (!skb_queue_empty_lockless(&sk->sk_receive_queue))
 		mask |= EPOLLIN | EPOLLRDNORM;
+	/*
+	 * Writable while tx_q and alloc_q have room for what the last writer
+	 * that found none needed (a whole GSO frame's segments): reporting
+	 * room for one frame would have vhost retry a 45-segment frame in a
+	 * loop. Without room the polling thread wakes us once there is.
+	 */
+	mutex_lock(&ks->lock);
+	if (ks->kd && kni_sock_tx_fits(ks, ks->kd, max_t(u32, READ_ONCE(ks->tx_need), 1)))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	mutex_unlock(&ks->lock);
 	return mask;
 }
 
@@ -384,9 +453,13 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 	struct kni_sock *ks = kni_sk(sock->sk);
 	struct virtio_net_hdr vh = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
 	size_t len = iov_iter_count(&m->msg_iter);
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	struct sk_buff *skb = NULL;
 	u64 *drop = NULL;
 	struct kni_dev *kd;
+	bool queued;
+	long timeo;
+	u32 need;
 	int err = 0;
 
 	/*
@@ -408,24 +481,47 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 	if (len < ETH_HLEN)
 		return -EINVAL;
 
-	mutex_lock(&ks->lock);
-	kd = ks->kd;
-	if (!kd) {
-		err = -ENODEV;
-		goto unlock;
+	timeo = sock_sndtimeo(sock->sk, (m->msg_flags & MSG_DONTWAIT) ||
+			      (sock->file && (sock->file->f_flags & O_NONBLOCK)));
+	/* On the queue before the first look at the room: no wake-up is missed. */
+	queued = timeo != 0;
+	if (queued)
+		add_wait_queue(sk_sleep(sock->sk), &wait);
+	for (;;) {
+		mutex_lock(&ks->lock);
+		kd = ks->kd;
+		if (!kd) {
+			err = -ENODEV;
+			goto unlock;
+		}
+		if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+			need = 1;
+		} else if (!kni_sock_gso_ok(&vh) || len > KNI_SOCK_GSO_MAX ||
+			   kni_sock_gso_segs(&vh, len) > kd->tx_q.mask + 1) {
+			drop = &kd->tx.drop_bad_vnet_hdr;
+			goto unlock;
+		} else {
+			need = kni_sock_gso_segs(&vh, len);
+		}
+		/* Room for every segment before anything is copied or allocated. */
+		if (kni_sock_tx_fits(ks, kd, need))
+			break;
+		kni_tx_count(kd, &kd->tx.sock_full, 1);
+		mutex_unlock(&ks->lock);
+		if (!timeo) {
+			err = -EAGAIN;
+			goto out;
+		}
+		if (signal_pending(current)) {
+			err = sock_intr_errno(timeo);
+			goto out;
+		}
+		timeo = wait_woken(&wait, TASK_INTERRUPTIBLE, timeo);
 	}
 	if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
 		err = kni_sock_tx_one(kd, &vh, &m->msg_iter, len);
 		goto unlock;
 	}
-	if (!kni_sock_gso_ok(&vh) || len > KNI_SOCK_GSO_MAX ||
-	    kni_sock_gso_segs(&vh, len) > kd->tx_q.mask + 1) {
-		drop = &kd->tx.drop_bad_vnet_hdr;
-		goto unlock;
-	}
-	/* Room for every segment before anything is allocated (counted if not). */
-	if (!kni_tx_room(kd, kni_sock_gso_segs(&vh, len)))
-		goto unlock;
 	skb = kni_sock_gso_skb(sock->sk, &vh, &m->msg_iter, len, &err);
 	if (skb) {
 		kni_sock_tx_segs(kd, skb);
@@ -437,6 +533,9 @@ unlock:
 	if (drop)
 		kni_tx_count(kd, drop, 1);
 	mutex_unlock(&ks->lock);
+out:
+	if (queued)
+		remove_wait_queue(sk_sleep(sock->sk), &wait);
 	return err ? err : total_len;
 }
 

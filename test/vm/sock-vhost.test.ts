@@ -7,7 +7,9 @@
 //  - RX buffers too small for a frame wedged the queue: recvmsg refused vhost's
 //    1-byte discard before taking the frame, and vhost retried for ever;
 //  - a failed sock_alloc_file() released the socket through a path that takes
-//    the mutex sock_en already held: sysfs and teardown hung.
+//    the mutex sock_en already held: sysfs and teardown hung;
+//  - a guest sending faster than the data plane drains lost most of its frames
+//    at tx_q (tx_drop_tx_q_full) instead of being paced.
 import test from 'ava';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
@@ -15,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { DataPlane, disableSocket, enableSocket, closeFd, Kni, setVnetHdr } from '../../native/index.js';
 import { ensureDriver, kniEthtool, taskCpu, tasksNamed } from '../../bench/proc.js';
+import { runVhostDirect } from '../../bench/vhost-direct.js';
 import { kniModulePath } from '../../qemu/kernels.js';
 import { kernelLogSince, kernelProblem } from '../lib/probe.js';
 import { waitFor } from '../lib/util.js';
@@ -134,5 +137,20 @@ test.serial('sock_en = 1 failing in sock_alloc_file() (ENFILE) returns the error
   t.true(again >= 0);
   closeFd(again);
   disableSocket('kvsf0');
+  t.notRegex(await logSince(), kernelProblem);
+});
+
+test.serial('a guest sending faster than the data plane drains is paced, not dropped: vhost waits for room on tx_q', async (t) => {
+  const logSince = await kernelLogSince();
+  const result = await runVhostDirect({ seconds: 2, repeat: 1, paths: ['kni'], workloads: ['frames', 'stream'], directions: ['to-port'], vnetHdr: [true] }, (l) => t.log(l));
+  t.is(result.runs.length, 2);
+  for (const r of result.runs) {
+    const c = r.counters;
+    t.log(`${r.workload}: tx_sock_full ${c['kni.tx_sock_full']}, tx_drop_tx_q_full ${c['kni.tx_drop_tx_q_full']}, tx_drop_no_buf ${c['kni.tx_drop_no_buf']}, loss ${(r.lossRatio * 100).toFixed(1)} %`);
+    t.is(c['kni.tx_drop_tx_q_full'], 0, `${r.workload}: frames dropped at a full tx_q`);
+    t.is(c['kni.tx_drop_no_buf'], 0, `${r.workload}: frames dropped for want of a buffer`);
+    t.true((c['kni.tx_sock_full'] ?? 0) > 0, `${r.workload}: the sender never had to wait, so this tested nothing`);
+    t.true(r.lossRatio < 0.1, `${r.workload}: ${(r.lossRatio * 100).toFixed(1)} % of what the driver sent did not reach the peer`);
+  }
   t.notRegex(await logSince(), kernelProblem);
 });

@@ -19,6 +19,7 @@ test.before(async () => {
   if (!existsSync('/dev/vhost-net')) await execa('modprobe', ['vhost_net']);
 });
 
+// Serial: every run uses the same peer namespace and device names.
 const label = (r: Run) => `${r.path} ${r.workload} ${r.direction} hdr ${r.vnetHdr ? 'on' : 'off'}`;
 
 async function leftovers(): Promise<string> {
@@ -29,7 +30,7 @@ async function leftovers(): Promise<string> {
     .join(', ');
 }
 
-test('60-byte frames cross every path both ways, pings come back, and nothing is left', async (t) => {
+test.serial('60-byte frames cross every path both ways, pings come back, and nothing is left', async (t) => {
   const result = await runVhostDirect({ seconds: 1, repeat: 1, workloads: ['frames', 'ping'], vnetHdr: [true, false] }, (l) => t.log(l));
   t.is(result.runs.length, 3 * 2 * 2 + 3 * 2);
   for (const r of result.runs) {
@@ -52,7 +53,7 @@ test('60-byte frames cross every path both ways, pings come back, and nothing is
   t.is(await leftovers(), '');
 });
 
-test('TSO super-frames: TAP with VNET_HDR carries them whole both ways; every path moves the stream', async (t) => {
+test.serial('TSO super-frames: TAP with VNET_HDR carries them whole both ways; every path moves the stream', async (t) => {
   const result = await runVhostDirect({ seconds: 1, repeat: 1, workloads: ['stream'] }, (l) => t.log(l));
   t.is(result.runs.length, 3 * 2 * 2);
   for (const r of result.runs) {

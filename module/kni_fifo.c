@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The data path's side of the shared FIFOs: the polling thread's pass over
+ * an interface (rx_q into the stack or the KNI socket, free_q back, a waiting
+ * socket writer woken), the eventfd that wakes a sleeping data plane, and
+ * the helpers with which the owner of tx_q (ndo_start_xmit or the socket)
+ * takes buffers from alloc_q and queues them on tx_q.
+ *
+ * Trust: the region is writable by userspace at any time. Every value read
+ * from it is read once (READ_ONCE), checked, and only the checked copy is
+ * used. A bad buffer index, offset or length is a counted drop; a FIFO whose
+ * peer counter is impossible is treated as empty (or full) and counted.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/etherdevice.h>
+#include <linux/eventfd.h>
+#include <linux/netdevice.h>
+#include <linux/skbuff.h>
+
+#include "kni_compat.h"
+#include "kni_internal.h"
+
+/* Packets taken from rx_q per interface per pass. */
+#define KNI_RX_BURST		32
+
+u8 *kni_buf(const struct kni_dev *kd, u32 index)
+{
+	return kd->bufs + (size_t)index * kd->buf_size;
+}
+
+/*
+ * Ingress: rx_q -> skb -> the stack, or the KNI socket while one is attached;
+ * the buffer goes back on free_q either way.
+ */
+
+/* What happened to one rx_q buffer; counted by kni_rx_poll(). */
+enum kni_rx_result {
+	KNI_RX_OK,
+	KNI_RX_BAD_LEN,
+	KNI_RX_DOWN,
+	KNI_RX_NOMEM,
+	KNI_RX_BACKLOG,
+};
+
+static enum kni_rx_result kni_rx_one(struct kni_dev *kd, struct kni_sock *ks,
+				     u32 index, u32 *bytes)
+{
+	struct net_device *dev = kd->netdev;
+	const struct kni_buf *hdr;
+	struct sk_buff *skb;
+	u32 off, len, flags;
+
+	hdr = (const struct kni_buf *)kni_buf(kd, index);
+	off = READ_ONCE(hdr->data_off);
+	len = READ_ONCE(hdr->data_len);
+	flags = READ_ONCE(hdr->flags);
+	if (off < KNI_BUF_HDR_SIZE || off > kd->buf_size ||
+	    len > kd->buf_size - off || len < ETH_HLEN)
+		return KNI_RX_BAD_LEN;
+
+	if (ks) {
+		/* The socket's reader (vhost) takes the frame as it is. */
+		skb = alloc_skb(len, GFP_ATOMIC);
+		if (!skb)
+			return KNI_RX_NOMEM;
+		skb_put_data(skb, kni_buf(kd, index) + off, len);
+		if (flags & KNI_BUF_F_CSUM_VALID)
+			skb->ip_summed = CHECKSUM_UNNECESSARY;
+		kni_sock_rx_queue(ks, skb);
+	} else {
+		if (!(dev->flags & IFF_UP))
+			return KNI_RX_DOWN;
+		skb = netdev_alloc_skb_ip_align(dev, len);
+		if (!skb)
+			return KNI_RX_NOMEM;
+		skb_put_data(skb, kni_buf(kd, index) + off, len);
+		skb->protocol = eth_type_trans(skb, dev);
+		/* Otherwise CHECKSUM_NONE: the stack verifies what userspace sent. */
+		if (flags & KNI_BUF_F_CSUM_VALID)
+			skb->ip_summed = CHECKSUM_UNNECESSARY;
+		/* A full backlog frees the skb; it was not received. */
+		if (netif_rx(skb) == NET_RX_DROP)
+			return KNI_RX_BACKLOG;
+	}
+	*bytes = len;
+	return KNI_RX_OK;
+}
+
+static bool kni_rx_poll(struct kni_dev *kd)
+{
+	u32 packets = 0, bytes = 0, bad_index = 0, bad_len = 0, down = 0;
+	u32 nomem = 0, backlog = 0;
+	bool corrupt = false, sock_full = false;
+	struct kni_sock *ks;
+	u32 n, i;
+
+	/* kni_sock_kill() and detach wait for this section to end. */
+	rcu_read_lock();
+	ks = rcu_dereference(kd->sock);
+	n = min3(kni_ring_avail(&kd->rx_q, &corrupt),
+		 kni_ring_space(&kd->free_q, &corrupt), (u32)KNI_RX_BURST);
+	if (ks && n) {
+		/* Frames wait in rx_q, not in memory, while the reader is behind. */
+		u32 room = kni_sock_rx_room(ks, kd);
+
+		sock_full = room < n;
+		n = min(n, room);
+	}
+
+	for (i = 0; i < n; i++) {
+		u32 index = kni_ring_peek(&kd->rx_q, i);
+		u32 len = 0;
+
+		if (index >= kd->buf_count) {
+			bad_index++;
+			continue;
+		}
+		switch (kni_rx_one(kd, ks, index, &len)) {
+		case KNI_RX_OK:
+			packets++;
+			bytes += len;
+			break;
+		case KNI_RX_BAD_LEN:
+			bad_len++;
+			break;
+		case KNI_RX_DOWN:
+			down++;
+			break;
+		case KNI_RX_NOMEM:
+			nomem++;
+			break;
+		case KNI_RX_BACKLOG:
+			backlog++;
+			break;
+		}
+		kni_ring_put(&kd->free_q, index);
+	}
+	if (ks && packets)
+		kni_sock_rx_wake(ks);
+	if (ks)
+		kni_sock_tx_space(ks, kd);
+	rcu_read_unlock();
+
+	if (n) {
+		kni_ring_consume(&kd->rx_q, n);
+		kni_ring_publish(&kd->free_q);
+	}
+
+	if (n || corrupt || sock_full) {
+		u64_stats_update_begin(&kd->rx.syncp);
+		kd->rx.packets += packets;
+		kd->rx.bytes += bytes;
+		kd->rx.drop_bad_index += bad_index;
+		kd->rx.drop_bad_len += bad_len;
+		kd->rx.drop_down += down;
+		kd->rx.drop_nomem += nomem;
+		kd->rx.fifo_corrupt += corrupt;
+		kd->rx.sock_full += sock_full;
+		kd->rx.drop_backlog += backlog;
+		u64_stats_update_end(&kd->rx.syncp);
+	}
+	return n != 0;
+}
+
+/* Called by the polling thread only; returns true if it found work. */
+bool kni_dev_poll(struct kni_dev *kd)
+{
+	bool busy;
+
+	busy = kni_rx_poll(kd);
+	busy |= kni_resp_poll(kd);
+	return busy;
+}
+
+/*
+ * Polling thread, about to sleep, after setting kernel_sleeping and a full
+ * barrier: is anything waiting on rx_q or resp_q? A FIFO whose counter is
+ * impossible counts as empty (kni_dev_poll() counts it).
+ */
+bool kni_dev_pending(struct kni_dev *kd)
+{
+	bool corrupt = false, waiting;
+	struct kni_sock *ks;
+
+	/* A socket writer waiting for room keeps the thread passing, not asleep. */
+	rcu_read_lock();
+	ks = rcu_dereference(kd->sock);
+	waiting = ks && kni_sock_tx_waiting(ks);
+	rcu_read_unlock();
+	return waiting || kni_ring_avail(&kd->rx_q, &corrupt) ||
+	       kni_ring_avail(&kd->resp_q, &corrupt);
+}
+
+/*
+ * After publishing on tx_q or req_q: signal the eventfd userspace sleeps on,
+ * if it says it sleeps. Any context; the caller owns the FIFO it published.
+ */
+void kni_user_wake(struct kni_dev *kd)
+{
+	struct eventfd_ctx *ev;
+
+	if (!kd->doorbells)
+		return;
+	/* Pairs with userspace's fence between user_sleeping and its last look. */
+	smp_mb();
+	if (!READ_ONCE(kd->doorbell->user_sleeping))
+		return;
+	rcu_read_lock();
+	ev = rcu_dereference(kd->notify);
+	if (ev)
+		kni_eventfd_signal(ev);
+	rcu_read_unlock();
+}
+
+/* KNI_IOCTL_NOTIFY: fd is an eventfd to signal, or -1 for none. */
+int kni_dev_set_notify(struct kni_dev *kd, int fd)
+{
+	struct eventfd_ctx *ev = NULL, *old;
+
+	if (fd != -1) {
+		ev = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ev))
+			return PTR_ERR(ev);
+	}
+	old = unrcu_pointer(xchg(&kd->notify, RCU_INITIALIZER(ev)));
+	if (old) {
+		synchronize_rcu();	/* pairs with rcu_read_lock() in kni_user_wake() */
+		eventfd_ctx_put(old);
+	}
+	return 0;
+}
+
+/*
+ * Egress: a frame -> buffer from alloc_q -> tx_q. The functions below are for
+ * the owner of tx_q (see struct kni_dev): ndo_start_xmit, or the socket.
+ */
+
+void kni_tx_count(struct kni_dev *kd, u64 *counter, u64 n)
+{
+	u64_stats_update_begin(&kd->tx.syncp);
+	*counter += n;
+	u64_stats_update_end(&kd->tx.syncp);
+}
+
+/* True if n frames can be queued now; otherwise why not is counted. */
+bool kni_tx_room(struct kni_dev *kd, u32 n)
+{
+	bool corrupt = false;
+	u64 *reason = NULL;
+
+	/* Room on tx_q first, so a buffer taken from alloc_q is never lost. */
+	if (kni_ring_space(&kd->tx_q, &corrupt) < n)
+		reason = &kd->tx.drop_tx_q_full;
+	else if (kni_ring_avail(&kd->alloc_q, &corrupt) < n)
+		reason = &kd->tx.drop_no_buf;
+	if (corrupt)
+		kni_tx_count(kd, &kd->tx.fifo_corrupt, 1);
+	if (reason)
+		kni_tx_count(kd, reason, 1);
+	return !reason;
+}
+
+/* kni_tx_room() without counting why not (a corrupt FIFO still counts); tx_q's owner. */
+bool kni_tx_fits(struct kni_dev *kd, u32 n)
+{
+	bool corrupt = false;
+	bool fits = kni_ring_space(&kd->tx_q, &corrupt) >= n &&
+		    kni_ring_avail(&kd->alloc_q, &corrupt) >= n;
+
+	if (corrupt)
+		kni_tx_count(kd, &kd->tx.fifo_corrupt, 1);
+	return fits;
+}
+
+/*
+ * Whether n frames would fit, for anyone but tx_q's owner (the polling
+ * thread): from the counters in the region alone, which the owner publishes
+ * (tx_q.write, alloc_q.read) and the data plane moves. Only a hint, for a
+ * wake-up; a lying peer gets a spurious one. Plain loads: nothing is read
+ * through these counters here, the woken writer reads them again in order.
+ */
+bool kni_tx_fits_hint(struct kni_dev *kd, u32 n)
+{
+	u32 tx_used = READ_ONCE(kd->tx_q.shm->write) - READ_ONCE(kd->tx_q.shm->read);
+	u32 bufs = READ_ONCE(kd->alloc_q.shm->write) - READ_ONCE(kd->alloc_q.shm->read);
+
+	return tx_used <= kd->tx_q.mask + 1 && kd->tx_q.mask + 1 - tx_used >= n &&
+	       bufs <= kd->alloc_q.mask + 1 && bufs >= n;
+}
+
+/*
+ * After kni_tx_room(): the frame area of the buffer at the head of alloc_q,
+ * still on alloc_q until kni_tx_push(). NULL if userspace put a bad index
+ * there: that entry is consumed and counted.
+ */
+u8 *kni_tx_next(struct kni_dev *kd, u32 *index)
+{
+	u32 i = kni_ring_peek(&kd->alloc_q, 0);
+
+	if (i >= kd->buf_count) {
+		kni_ring_consume(&kd->alloc_q, 1);
+		kni_tx_count(kd, &kd->tx.drop_bad_index, 1);
+		return NULL;
+	}
+	*index = i;
+	return kni_buf(kd, i) + KNI_BUF_HDR_SIZE;
+}
+
+/* The buffer kni_tx_next() gave holds a frame of len bytes: move it to tx_q. */
+void kni_tx_push(struct kni_dev *kd, u32 index, u32 len)
+{
+	struct kni_buf *hdr = (struct kni_buf *)kni_buf(kd, index);
+
+	WRITE_ONCE(hdr->data_off, KNI_BUF_HDR_SIZE);
+	WRITE_ONCE(hdr->data_len, len);
+	WRITE_ONCE(hdr->flags, 0);
+	kni_ring_consume(&kd->alloc_q, 1);
+	kni_ring_put(&kd->tx_q, index);
+	u64_stats_update_begin(&kd->tx.syncp);
+	kd->tx.packets++;
+	kd->tx.bytes += len;
+	u64_stats_update_end(&kd->tx.syncp);
+}
+
+void kni_tx_publish(struct kni_dev *kd)
+{
+	kni_ring_publish(&kd->tx_q);
+	kni_user_wake(kd);
+}
