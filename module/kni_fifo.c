@@ -183,10 +183,14 @@ bool kni_dev_pending(struct kni_dev *kd)
 	bool corrupt = false, waiting;
 	struct kni_sock *ks;
 
-	/* A socket writer waiting for room keeps the thread passing, not asleep. */
+	/*
+	 * A socket writer waiting for room keeps the thread passing, not
+	 * asleep, unless the interface has doorbells: then the data plane
+	 * kicks once it has made room (kernel_tx_wait).
+	 */
 	rcu_read_lock();
 	ks = rcu_dereference(kd->sock);
-	waiting = ks && kni_sock_tx_waiting(ks);
+	waiting = ks && !kd->doorbells && kni_sock_tx_waiting(ks);
 	rcu_read_unlock();
 	return waiting || kni_ring_avail(&kd->rx_q, &corrupt) ||
 	       kni_ring_avail(&kd->resp_q, &corrupt);

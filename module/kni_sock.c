@@ -212,17 +212,16 @@ static bool kni_sock_tx_fits(struct kni_sock *ks, struct kni_dev *kd, u32 need)
 		return true;
 	WRITE_ONCE(ks->tx_need, need);
 	WRITE_ONCE(ks->tx_wait, true);
-	/* The flag before the second look; pairs with the thread's smp_mb(). */
-	smp_mb();
-	if (kni_tx_fits(kd, need))
-		return true;
+	/* The data plane kicks the polling thread once it has made room. */
+	if (kd->doorbells)
+		WRITE_ONCE(kd->doorbell->kernel_tx_wait, 1);
 	/*
-	 * The thread may be asleep on its doorbell: nothing the data plane does
-	 * when it drains tx_q rings it. Wake it; while the flag stays set it
-	 * keeps passing (kni_dev_pending()) until there is room.
+	 * The flags before the second look; pairs with the thread's smp_mb()
+	 * and with the data plane's fence between publishing and reading
+	 * kernel_tx_wait.
 	 */
-	kni_thread_kick(kd);
-	return false;
+	smp_mb();
+	return kni_tx_fits(kd, need);
 }
 
 /*
@@ -240,6 +239,8 @@ void kni_sock_tx_space(struct kni_sock *ks, struct kni_dev *kd)
 	if (!kni_tx_fits_hint(kd, READ_ONCE(ks->tx_need)))
 		return;
 	WRITE_ONCE(ks->tx_wait, false);
+	if (kd->doorbells)
+		WRITE_ONCE(kd->doorbell->kernel_tx_wait, 0);
 	wake_up_interruptible_poll(sk_sleep(&ks->sk), EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
 }
 

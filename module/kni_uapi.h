@@ -317,7 +317,13 @@ struct kni_request {
  */
 struct kni_doorbell {
 	__u32 kernel_sleeping;	/* written by the kernel only */
-	__u32 pad0[15];
+	/*
+	 * Written by the kernel only: a KNI socket writer waits for room on
+	 * tx_q and alloc_q. The consumer of tx_q publishes what it consumed
+	 * and gave, issues a full barrier, reads this, and kicks if non-zero.
+	 */
+	__u32 kernel_tx_wait;
+	__u32 pad0[14];
 	__u32 user_sleeping;	/* written by userspace only */
 	__u32 pad1[15];
 };

@@ -51,29 +51,44 @@ bool DataPlane::Service(Link& l) {
   }
 
   // tx_q: frames the stack sent out of the interface go to the port.
+  // One batch per pass (sendmmsg on an AF_PACKET port); the buffers go back
+  // to the pool once the batch is out.
   if (uint32_t n = std::min(k.tx.Avail(), kBurst)) {
+    const uint8_t* frames[kBurst];
+    size_t lens[kBurst];
+    bool ok[kBurst];
+    uint32_t taken[kBurst], nframes = 0, ntaken = 0;
     for (uint32_t i = 0; i < n; i++) {
       uint32_t b = k.tx.Peek(i);
       if (!k.valid(b)) {
         Add(s.bad_buffer, 1);
         continue;
       }
+      taken[ntaken++] = b;
       auto* hdr = reinterpret_cast<kni_buf*>(k.buf(b));
       uint32_t off = __atomic_load_n(&hdr->data_off, __ATOMIC_RELAXED);
       uint32_t len = __atomic_load_n(&hdr->data_len, __ATOMIC_RELAXED);
       if (off < KNI_BUF_HDR_SIZE || off > k.info().buf_size || len > k.info().buf_size - off) {
         Add(s.bad_buffer, 1);
-      } else if (l.port->Send(k.buf(b) + off, len) < 0) {
-        Add(s.drop_port_error, 1);
-      } else {
-        Add(s.to_port_packets, 1);
-        Add(s.to_port_bytes, len);
+        continue;
       }
-      k.pool.push_back(b);
+      frames[nframes] = k.buf(b) + off;
+      lens[nframes++] = len;
     }
+    l.port->SendBatch(frames, lens, nframes, ok);
+    uint64_t sent = 0, bytes = 0;
+    for (uint32_t i = 0; i < nframes; i++) {
+      sent += ok[i];
+      bytes += ok[i] ? lens[i] : 0;
+    }
+    Add(s.to_port_packets, sent);
+    Add(s.to_port_bytes, bytes);
+    Add(s.drop_port_error, nframes - sent);
+    for (uint32_t i = 0; i < ntaken; i++) k.pool.push_back(taken[i]);
     k.tx.Consume(n);
     work = true;
   }
+  bool made_room = work;
 
   // alloc_q: keep the kernel supplied with empty buffers, but leave half the
   // pool for frames coming from the port.
@@ -85,7 +100,10 @@ bool DataPlane::Service(Link& l) {
       k.pool.pop_back();
     }
     if (give) k.alloc.Publish();
+    made_room |= give != 0;
   }
+  // A KNI socket writer (vhost) may be waiting for exactly this room.
+  if (made_room) k.KickIfTxWait();
 
   // Port -> rx_q.
   uint32_t queued = 0;

@@ -100,6 +100,16 @@ void Interface::KickKernel() {
   if (ctl_->Ioctl(KNI_IOCTL_KICK, &rel) == 0) stats.kernel_kicks.fetch_add(1, std::memory_order_relaxed);
 }
 
+void Interface::KickIfTxWait() {
+  // Pairs with the kernel's smp_mb() between kernel_tx_wait and its second look at the room.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (__atomic_load_n(&db_->kernel_tx_wait, __ATOMIC_RELAXED) == 0) return;
+  kni_release rel{};
+  rel.size = sizeof(rel);
+  rel.id = info_.id;
+  if (ctl_->Ioctl(KNI_IOCTL_KICK, &rel) == 0) stats.kernel_kicks.fetch_add(1, std::memory_order_relaxed);
+}
+
 int Interface::OpenSocket(bool cloexec) {
   if (released_) return -ENODEV;
   kni_socket s{};

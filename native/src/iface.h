@@ -101,6 +101,9 @@ class Interface {
   // After publishing rx_q (or resp_q): ring the kernel's doorbell if its
   // thread sleeps (struct kni_doorbell). Any thread.
   void KickKernel();
+  // After consuming tx_q and giving alloc_q buffers: ring the doorbell if a
+  // KNI socket writer waits for that room (kernel_tx_wait). Any thread.
+  void KickIfTxWait();
   // Doorbell, user side: announce or end a sleep. After announcing, the
   // caller fences and looks at Pending() once more before it sleeps.
   void SetUserSleeping(bool on) { __atomic_store_n(&db_->user_sleeping, on ? 1u : 0u, __ATOMIC_RELAXED); }

@@ -24,6 +24,11 @@ class Port {
   }
   // 0 when sent (or deliberately consumed), -errno otherwise.
   virtual int Send(const uint8_t* buf, size_t len) = 0;
+  // n frames at once where the port can batch them (one sendmmsg for an
+  // AF_PACKET port); ok[i] says whether frame i was sent.
+  virtual void SendBatch(const uint8_t* const* bufs, const size_t* lens, size_t n, bool* ok) {
+    for (size_t i = 0; i < n; i++) ok[i] = Send(bufs[i], lens[i]) == 0;
+  }
   // A descriptor to poll() for input, or -1.
   virtual int fd() const { return -1; }
   // True for a source that keeps its next frame until asked (the generator):
