@@ -89,10 +89,12 @@ int Interface::Respond(uint32_t seq, int32_t result) {
   return 0;
 }
 
-void Interface::KickKernel() {
-  // Pairs with the kernel's smp_mb() between kernel_sleeping and its last look at the FIFOs.
+// The doorbell's kernel-side flag: after the caller's publish, a full fence
+// (pairs with the kernel's smp_mb() between setting the flag and its last
+// look at the FIFOs), then KNI_IOCTL_KICK if the flag is set.
+void Interface::KickIfSet(const uint32_t* flag) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (__atomic_load_n(&db_->kernel_sleeping, __ATOMIC_RELAXED) == 0) return;
+  if (__atomic_load_n(flag, __ATOMIC_RELAXED) == 0) return;
   kni_release rel{};
   rel.size = sizeof(rel);
   rel.id = info_.id;
@@ -100,15 +102,9 @@ void Interface::KickKernel() {
   if (ctl_->Ioctl(KNI_IOCTL_KICK, &rel) == 0) stats.kernel_kicks.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Interface::KickIfTxWait() {
-  // Pairs with the kernel's smp_mb() between kernel_tx_wait and its second look at the room.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (__atomic_load_n(&db_->kernel_tx_wait, __ATOMIC_RELAXED) == 0) return;
-  kni_release rel{};
-  rel.size = sizeof(rel);
-  rel.id = info_.id;
-  if (ctl_->Ioctl(KNI_IOCTL_KICK, &rel) == 0) stats.kernel_kicks.fetch_add(1, std::memory_order_relaxed);
-}
+void Interface::KickKernel() { KickIfSet(&db_->kernel_sleeping); }
+
+void Interface::KickIfTxWait() { KickIfSet(&db_->kernel_tx_wait); }
 
 int Interface::OpenSocket(bool cloexec) {
   if (released_) return -ENODEV;

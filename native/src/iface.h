@@ -104,6 +104,11 @@ class Interface {
   // After consuming tx_q and giving alloc_q buffers: ring the doorbell if a
   // KNI socket writer waits for that room (kernel_tx_wait). Any thread.
   void KickIfTxWait();
+
+ private:
+  void KickIfSet(const uint32_t* flag);
+
+ public:
   // Doorbell, user side: announce or end a sleep. After announcing, the
   // caller fences and looks at Pending() once more before it sleeps.
   void SetUserSleeping(bool on) { __atomic_store_n(&db_->user_sleeping, on ? 1u : 0u, __ATOMIC_RELAXED); }
