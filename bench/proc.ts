@@ -110,7 +110,7 @@ export async function netdevIn(netns: string, ifname: string): Promise<Record<st
 export async function kniEthtool(ifname: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const { stdout } = await execa('ethtool', ['-S', ifname]);
-  for (const m of stdout.matchAll(/^\s*((?:rx|tx)_(?:drop_\w+|fifo_corrupt|sock_full|gso_frames)): (\d+)$/gm)) out[`kni.${m[1]}`] = Number(m[2]);
+  for (const m of stdout.matchAll(/^\s*((?:rx|tx)_(?:drop_\w+|fifo_corrupt|sock_full|gso_frames|gso_cut|csum_partial)): (\d+)$/gm)) out[`kni.${m[1]}`] = Number(m[2]);
   return out;
 }
 

@@ -164,7 +164,7 @@ class Bench {
           prefix: [],
           counters: async () => {
             const s = iface.stats();
-            return { ...(await kniEthtool(KNI_IF)), 'dp.dropNoBuffer': s.dropNoBuffer, 'dp.dropRxFull': s.dropRxFull, 'dp.dropPortError': s.dropPortError, 'dp.badBuffer': s.badBuffer };
+            return { ...(await kniEthtool(KNI_IF)), 'dp.dropNoBuffer': s.dropNoBuffer, 'dp.dropRxFull': s.dropRxFull, 'dp.dropPortError': s.dropPortError, 'dp.badBuffer': s.badBuffer, 'dp.toPortGso': s.toPortGso, 'dp.toPortCut': s.toPortCut, 'dp.toKernelGso': s.toKernelGso };
           },
           down: async () => {
             disableSocket(KNI_IF);

@@ -17,6 +17,7 @@
 #include <linux/eventfd.h>
 #include <linux/netdevice.h>
 #include <linux/skbuff.h>
+#include <linux/virtio_net.h>
 
 #include "kni_compat.h"
 #include "kni_internal.h"
@@ -34,63 +35,44 @@ u8 *kni_buf(const struct kni_dev *kd, u32 index)
  * the buffer goes back on free_q either way.
  */
 
-/* What happened to one rx_q buffer; counted by kni_rx_poll(). */
-enum kni_rx_result {
-	KNI_RX_OK,
-	KNI_RX_BAD_LEN,
-	KNI_RX_DOWN,
-	KNI_RX_NOMEM,
-	KNI_RX_BACKLOG,
-};
-
 static enum kni_rx_result kni_rx_one(struct kni_dev *kd, struct kni_sock *ks,
-				     u32 index, u32 *bytes)
+				     u32 index, u32 *bytes, u32 *gso)
 {
 	struct net_device *dev = kd->netdev;
-	const struct kni_buf *hdr;
+	enum kni_rx_result result;
+	struct virtio_net_hdr vh;
 	struct sk_buff *skb;
-	u32 off, len, flags;
 
-	hdr = (const struct kni_buf *)kni_buf(kd, index);
-	off = READ_ONCE(hdr->data_off);
-	len = READ_ONCE(hdr->data_len);
-	flags = READ_ONCE(hdr->flags);
-	if (off < KNI_BUF_HDR_SIZE || off > kd->buf_size ||
-	    len > kd->buf_size - off || len < ETH_HLEN)
-		return KNI_RX_BAD_LEN;
+	if (ks)
+		/* The socket's reader (vhost) takes the frame, its offloads if it can. */
+		return kni_sock_rx_frame(ks, kd, index, bytes, gso);
 
-	if (ks) {
-		/* The socket's reader (vhost) takes the frame as it is. */
-		skb = alloc_skb(len, GFP_ATOMIC);
-		if (!skb)
-			return KNI_RX_NOMEM;
-		skb_put_data(skb, kni_buf(kd, index) + off, len);
-		if (flags & KNI_BUF_F_CSUM_VALID)
-			skb->ip_summed = CHECKSUM_UNNECESSARY;
-		kni_sock_rx_queue(ks, skb);
-	} else {
-		if (!(dev->flags & IFF_UP))
-			return KNI_RX_DOWN;
-		skb = netdev_alloc_skb_ip_align(dev, len);
-		if (!skb)
-			return KNI_RX_NOMEM;
-		skb_put_data(skb, kni_buf(kd, index) + off, len);
-		skb->protocol = eth_type_trans(skb, dev);
-		/* Otherwise CHECKSUM_NONE: the stack verifies what userspace sent. */
-		if (flags & KNI_BUF_F_CSUM_VALID)
-			skb->ip_summed = CHECKSUM_UNNECESSARY;
-		/* A full backlog frees the skb; it was not received. */
-		if (netif_rx(skb) == NET_RX_DROP)
-			return KNI_RX_BACKLOG;
+	if (!(dev->flags & IFF_UP))
+		return KNI_RX_DOWN;
+	skb = kni_rx_frame(kd, dev, index, &vh, &result);
+	if (!skb)
+		return result;
+	*bytes = skb->len;
+	*gso = vh.gso_type != VIRTIO_NET_HDR_GSO_NONE;
+	/* The stack finishes what the frame's head asks for, as for a tun write. */
+	if (!kni_rx_offload(skb, &vh)) {
+		kfree_skb(skb);
+		return KNI_RX_BAD_OFFLOAD;
 	}
-	*bytes = len;
+	skb->protocol = eth_type_trans(skb, dev);
+	/* Otherwise CHECKSUM_NONE: the stack verifies what userspace sent. */
+	if ((vh.flags & VIRTIO_NET_HDR_F_DATA_VALID) && skb->ip_summed == CHECKSUM_NONE)
+		skb->ip_summed = CHECKSUM_UNNECESSARY;
+	/* A full backlog frees the skb; it was not received. */
+	if (netif_rx(skb) == NET_RX_DROP)
+		return KNI_RX_BACKLOG;
 	return KNI_RX_OK;
 }
 
 static bool kni_rx_poll(struct kni_dev *kd)
 {
 	u32 packets = 0, bytes = 0, bad_index = 0, bad_len = 0, down = 0;
-	u32 nomem = 0, backlog = 0;
+	u32 nomem = 0, backlog = 0, bad_offload = 0, gso_frames = 0;
 	bool corrupt = false, sock_full = false;
 	struct kni_sock *ks;
 	u32 n, i;
@@ -110,16 +92,23 @@ static bool kni_rx_poll(struct kni_dev *kd)
 
 	for (i = 0; i < n; i++) {
 		u32 index = kni_ring_peek(&kd->rx_q, i);
-		u32 len = 0;
+		u32 len = 0, gso = 0;
 
 		if (index >= kd->buf_count) {
 			bad_index++;
 			continue;
 		}
-		switch (kni_rx_one(kd, ks, index, &len)) {
+		switch (kni_rx_one(kd, ks, index, &len, &gso)) {
 		case KNI_RX_OK:
 			packets++;
 			bytes += len;
+			gso_frames += gso;
+			break;
+		case KNI_RX_BAD_INDEX:
+			bad_index++;
+			break;
+		case KNI_RX_BAD_OFFLOAD:
+			bad_offload++;
 			break;
 		case KNI_RX_BAD_LEN:
 			bad_len++;
@@ -158,6 +147,8 @@ static bool kni_rx_poll(struct kni_dev *kd)
 		kd->rx.fifo_corrupt += corrupt;
 		kd->rx.sock_full += sock_full;
 		kd->rx.drop_backlog += backlog;
+		kd->rx.drop_bad_offload += bad_offload;
+		kd->rx.gso_frames += gso_frames;
 		u64_stats_update_end(&kd->rx.syncp);
 	}
 	return n != 0;
@@ -247,14 +238,17 @@ void kni_tx_count(struct kni_dev *kd, u64 *counter, u64 n)
 	u64_stats_update_end(&kd->tx.syncp);
 }
 
-/* True if n frames can be queued now; otherwise why not is counted. */
+/*
+ * True if a frame of n buffers (kni_tx_bufs()) can be queued now: one tx_q
+ * slot for its head, n buffers on alloc_q. Otherwise why not is counted.
+ */
 bool kni_tx_room(struct kni_dev *kd, u32 n)
 {
 	bool corrupt = false;
 	u64 *reason = NULL;
 
 	/* Room on tx_q first, so a buffer taken from alloc_q is never lost. */
-	if (kni_ring_space(&kd->tx_q, &corrupt) < n)
+	if (kni_ring_space(&kd->tx_q, &corrupt) < 1)
 		reason = &kd->tx.drop_tx_q_full;
 	else if (kni_ring_avail(&kd->alloc_q, &corrupt) < n)
 		reason = &kd->tx.drop_no_buf;
@@ -269,7 +263,7 @@ bool kni_tx_room(struct kni_dev *kd, u32 n)
 bool kni_tx_fits(struct kni_dev *kd, u32 n)
 {
 	bool corrupt = false;
-	bool fits = kni_ring_space(&kd->tx_q, &corrupt) >= n &&
+	bool fits = kni_ring_space(&kd->tx_q, &corrupt) >= 1 &&
 		    kni_ring_avail(&kd->alloc_q, &corrupt) >= n;
 
 	if (corrupt)
@@ -278,7 +272,7 @@ bool kni_tx_fits(struct kni_dev *kd, u32 n)
 }
 
 /*
- * Whether n frames would fit, for anyone but tx_q's owner (the polling
+ * Whether a frame of n buffers would fit, for anyone but tx_q's owner (the polling
  * thread): from the counters in the region alone, which the owner publishes
  * (tx_q.write, alloc_q.read) and the data plane moves. Only a hint, for a
  * wake-up; a lying peer gets a spurious one. Plain loads: nothing is read
@@ -289,42 +283,8 @@ bool kni_tx_fits_hint(struct kni_dev *kd, u32 n)
 	u32 tx_used = READ_ONCE(kd->tx_q.shm->write) - READ_ONCE(kd->tx_q.shm->read);
 	u32 bufs = READ_ONCE(kd->alloc_q.shm->write) - READ_ONCE(kd->alloc_q.shm->read);
 
-	return tx_used <= kd->tx_q.mask + 1 && kd->tx_q.mask + 1 - tx_used >= n &&
+	return tx_used <= kd->tx_q.mask && /* one slot free */
 	       bufs <= kd->alloc_q.mask + 1 && bufs >= n;
-}
-
-/*
- * After kni_tx_room(): the frame area of the buffer at the head of alloc_q,
- * still on alloc_q until kni_tx_push(). NULL if userspace put a bad index
- * there: that entry is consumed and counted.
- */
-u8 *kni_tx_next(struct kni_dev *kd, u32 *index)
-{
-	u32 i = kni_ring_peek(&kd->alloc_q, 0);
-
-	if (i >= kd->buf_count) {
-		kni_ring_consume(&kd->alloc_q, 1);
-		kni_tx_count(kd, &kd->tx.drop_bad_index, 1);
-		return NULL;
-	}
-	*index = i;
-	return kni_buf(kd, i) + KNI_BUF_HDR_SIZE;
-}
-
-/* The buffer kni_tx_next() gave holds a frame of len bytes: move it to tx_q. */
-void kni_tx_push(struct kni_dev *kd, u32 index, u32 len)
-{
-	struct kni_buf *hdr = (struct kni_buf *)kni_buf(kd, index);
-
-	WRITE_ONCE(hdr->data_off, KNI_BUF_HDR_SIZE);
-	WRITE_ONCE(hdr->data_len, len);
-	WRITE_ONCE(hdr->flags, 0);
-	kni_ring_consume(&kd->alloc_q, 1);
-	kni_ring_put(&kd->tx_q, index);
-	u64_stats_update_begin(&kd->tx.syncp);
-	kd->tx.packets++;
-	kd->tx.bytes += len;
-	u64_stats_update_end(&kd->tx.syncp);
 }
 
 void kni_tx_publish(struct kni_dev *kd)

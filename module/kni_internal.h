@@ -128,6 +128,9 @@ struct kni_rx_stats {
 	u64 fifo_corrupt;	/* rx_q, free_q, resp_q */
 	u64 sock_full;		/* passes that left rx_q waiting for the socket's reader */
 	u64 drop_backlog;	/* netif_rx() refused; the core counts it in rx_dropped */
+	u64 drop_bad_offload;	/* offload fields nobody could honour */
+	u64 gso_frames;		/* GSO super-frames delivered */
+	u64 gso_cut;		/* of those, cut here for a reader that cannot take them */
 };
 
 /* Written by the owner of tx_q (see struct kni_dev: ndo_start_xmit or the socket). */
@@ -142,9 +145,8 @@ struct kni_tx_stats {
 	u64 fifo_corrupt;	/* tx_q, alloc_q */
 	u64 drop_sock;		/* stack frames while the socket owns tx_q */
 	u64 drop_bad_vnet_hdr;	/* socket frames with a header we cannot honour */
-	u64 drop_gso;		/* GSO frames that could not be segmented */
-	u64 gso_frames;		/* GSO frames segmented */
-	u64 csum_done;		/* partial checksums completed */
+	u64 gso_frames;		/* GSO super-frames queued whole */
+	u64 csum_partial;	/* frames queued with a partial checksum to complete */
 	u64 sock_full;		/* socket sends that found no room and waited (back-pressure) */
 };
 
@@ -286,9 +288,29 @@ u8 *kni_buf(const struct kni_dev *kd, u32 index);
 bool kni_tx_room(struct kni_dev *kd, u32 n);
 bool kni_tx_fits(struct kni_dev *kd, u32 n);
 bool kni_tx_fits_hint(struct kni_dev *kd, u32 n);
-u8 *kni_tx_next(struct kni_dev *kd, u32 *index);
-void kni_tx_push(struct kni_dev *kd, u32 index, u32 len);
 void kni_tx_publish(struct kni_dev *kd);
+
+/* kni_frame.c: frames as buffer chains with offload metadata. */
+struct virtio_net_hdr;
+
+/* What happened to one rx_q frame; counted by the polling thread. */
+enum kni_rx_result {
+	KNI_RX_OK,
+	KNI_RX_BAD_INDEX,
+	KNI_RX_BAD_LEN,
+	KNI_RX_BAD_OFFLOAD,
+	KNI_RX_DOWN,
+	KNI_RX_NOMEM,
+	KNI_RX_BACKLOG,
+};
+
+bool kni_offload_ok(const struct virtio_net_hdr *vh, u32 len);
+u32 kni_tx_bufs(const struct kni_dev *kd, u32 len);
+int kni_tx_frame(struct kni_dev *kd, const struct virtio_net_hdr *vh,
+		 struct iov_iter *from, const struct sk_buff *skb, u32 len);
+struct sk_buff *kni_rx_frame(struct kni_dev *kd, struct net_device *dev, u32 index,
+			     struct virtio_net_hdr *vh, enum kni_rx_result *result);
+bool kni_rx_offload(struct sk_buff *skb, const struct virtio_net_hdr *vh);
 void kni_tx_count(struct kni_dev *kd, u64 *counter, u64 n);
 
 /* kni_sock.c */
@@ -299,11 +321,11 @@ int kni_sock_fd(struct kni_dev *kd);
 int kni_sock_set_vnet_hdr(struct kni_dev *kd, bool on);
 bool kni_sock_get_vnet_hdr(struct kni_dev *kd);
 u32 kni_sock_rx_room(struct kni_sock *ks, struct kni_dev *kd);
-void kni_sock_rx_queue(struct kni_sock *ks, struct sk_buff *skb);
+enum kni_rx_result kni_sock_rx_frame(struct kni_sock *ks, struct kni_dev *kd,
+				     u32 index, u32 *bytes, u32 *gso);
 void kni_sock_rx_wake(struct kni_sock *ks);
 void kni_sock_tx_space(struct kni_sock *ks, struct kni_dev *kd);
 bool kni_sock_tx_waiting(struct kni_sock *ks);
-bool kni_csum_complete(u8 *frame, u32 len, u32 start, u32 off);
 
 /* kni_sysfs.c */
 extern const struct attribute_group kni_sysfs_group;

@@ -21,6 +21,7 @@
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
 #include <linux/skbuff.h>
+#include <linux/virtio_net.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
@@ -39,26 +40,23 @@ static size_t kni_fifo_bytes(u32 entries)
 
 static netdev_tx_t kni_start_xmit(struct sk_buff *skb, struct net_device *dev)
 {
+	/* No offloads yet: the stack gives whole frames with full checksums. */
+	static const struct virtio_net_hdr plain = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
 	struct kni_dev *kd = netdev_priv(dev);
-	u32 index, len = skb->len;
-	u8 *frame;
+	u32 len = skb->len;
 
 	/* The socket owns tx_q: see "KNI socket" in docs/abi.md. */
 	if (kd->sock_tx) {
 		kni_tx_count(kd, &kd->tx.drop_sock, 1);
 		goto drop;
 	}
-	if (len > kd->buf_size - KNI_BUF_HDR_SIZE) {
+	if (len > KNI_FRAME_MAX) {
 		kni_tx_count(kd, &kd->tx.drop_too_big, 1);
 		goto drop;
 	}
-	if (!kni_tx_room(kd, 1))
+	if (!kni_tx_room(kd, kni_tx_bufs(kd, len)))
 		goto drop;
-	frame = kni_tx_next(kd, &index);
-	if (!frame)
-		goto drop;
-	skb_copy_bits(skb, 0, frame, len);
-	kni_tx_push(kd, index, len);
+	kni_tx_frame(kd, &plain, NULL, skb, len);
 	kni_tx_publish(kd);
 	skb_tx_timestamp(skb);
 	consume_skb(skb);
@@ -161,6 +159,9 @@ static void kni_read_rx(const struct kni_dev *kd, struct kni_rx_stats *out)
 		out->fifo_corrupt = kd->rx.fifo_corrupt;
 		out->sock_full = kd->rx.sock_full;
 		out->drop_backlog = kd->rx.drop_backlog;
+		out->drop_bad_offload = kd->rx.drop_bad_offload;
+		out->gso_frames = kd->rx.gso_frames;
+		out->gso_cut = kd->rx.gso_cut;
 	} while (u64_stats_fetch_retry(&kd->rx.syncp, start));
 }
 
@@ -179,9 +180,8 @@ static void kni_read_tx(const struct kni_dev *kd, struct kni_tx_stats *out)
 		out->fifo_corrupt = kd->tx.fifo_corrupt;
 		out->drop_sock = kd->tx.drop_sock;
 		out->drop_bad_vnet_hdr = kd->tx.drop_bad_vnet_hdr;
-		out->drop_gso = kd->tx.drop_gso;
 		out->gso_frames = kd->tx.gso_frames;
-		out->csum_done = kd->tx.csum_done;
+		out->csum_partial = kd->tx.csum_partial;
 		out->sock_full = kd->tx.sock_full;
 	} while (u64_stats_fetch_retry(&kd->tx.syncp, start));
 }
@@ -197,13 +197,12 @@ static void kni_get_stats64(struct net_device *dev, struct rtnl_link_stats64 *s)
 	s->rx_packets = rx.packets;
 	s->rx_bytes = rx.bytes;
 	s->rx_dropped = rx.drop_bad_index + rx.drop_bad_len + rx.drop_nomem +
-			rx.drop_down;
-	s->rx_errors = rx.drop_bad_index + rx.drop_bad_len;
+			rx.drop_down + rx.drop_bad_offload;
+	s->rx_errors = rx.drop_bad_index + rx.drop_bad_len + rx.drop_bad_offload;
 	s->tx_packets = tx.packets;
 	s->tx_bytes = tx.bytes;
 	s->tx_dropped = tx.drop_no_buf + tx.drop_tx_q_full + tx.drop_too_big +
-			tx.drop_bad_index + tx.drop_sock + tx.drop_bad_vnet_hdr +
-			tx.drop_gso;
+			tx.drop_bad_index + tx.drop_sock + tx.drop_bad_vnet_hdr;
 	s->tx_errors = tx.drop_bad_index + tx.drop_bad_vnet_hdr;
 }
 
@@ -230,11 +229,12 @@ struct kni_dev *kni_dev_from_netdev(struct net_device *dev)
 static const char kni_stat_names[][ETH_GSTRING_LEN] = {
 	"rx_packets", "rx_bytes", "rx_drop_bad_index", "rx_drop_bad_len",
 	"rx_drop_nomem", "rx_drop_down", "rx_fifo_corrupt", "rx_sock_full",
-	"rx_drop_backlog", "rx_drop_sock_short",
+	"rx_drop_backlog", "rx_drop_sock_short", "rx_drop_bad_offload",
+	"rx_gso_frames", "rx_gso_cut",
 	"tx_packets", "tx_bytes", "tx_drop_no_buf", "tx_drop_tx_q_full",
 	"tx_drop_too_big", "tx_drop_bad_index", "tx_fifo_corrupt",
-	"tx_drop_sock", "tx_drop_bad_vnet_hdr", "tx_drop_gso", "tx_gso_frames",
-	"tx_csum_done", "tx_sock_full",
+	"tx_drop_sock", "tx_drop_bad_vnet_hdr", "tx_gso_frames",
+	"tx_csum_partial", "tx_sock_full",
 	"req_sent", "req_timeout", "req_dropped", "resp_stale",
 };
 
@@ -287,6 +287,9 @@ static void kni_get_ethtool_stats(struct net_device *dev,
 	*p++ = rx.sock_full;
 	*p++ = rx.drop_backlog;
 	*p++ = atomic64_read(&kd->sock_rx_drop_short);
+	*p++ = rx.drop_bad_offload;
+	*p++ = rx.gso_frames;
+	*p++ = rx.gso_cut;
 	*p++ = tx.packets;
 	*p++ = tx.bytes;
 	*p++ = tx.drop_no_buf;
@@ -296,9 +299,8 @@ static void kni_get_ethtool_stats(struct net_device *dev,
 	*p++ = tx.fifo_corrupt;
 	*p++ = tx.drop_sock;
 	*p++ = tx.drop_bad_vnet_hdr;
-	*p++ = tx.drop_gso;
 	*p++ = tx.gso_frames;
-	*p++ = tx.csum_done;
+	*p++ = tx.csum_partial;
 	*p++ = tx.sock_full;
 	*p++ = req.sent;
 	*p++ = req.timeout;

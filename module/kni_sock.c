@@ -47,19 +47,13 @@
 #include "kni_compat.h"
 #include "kni_internal.h"
 
-/*
- * Largest frame sendmsg accepts with a GSO header: 64 KiB of IP plus an
- * Ethernet header with one VLAN tag. Not GSO_MAX_SIZE, which is 512 KiB
- * since BIG TCP: no guest's TSO frame is larger than an IP datagram.
- */
-#define KNI_SOCK_GSO_MAX	(U16_MAX + VLAN_ETH_HLEN)
 /* Largest virtio-net header size TUNSETVNETHDRSZ accepts. */
 #define KNI_SOCK_HDR_MAX	64
 /*
  * TUNSETOFFLOAD says what the guest can receive (qemu passes what the
- * guest's driver accepted): these are the flags kept. Frames towards the
- * guest are not offloaded yet (they arrive whole from rx_q); what the guest
- * sends is governed by the header alone.
+ * guest's driver accepted): these are the flags kept, and frames from rx_q
+ * reach the guest with exactly those offloads (kni_sock_takes()). What the
+ * guest sends is governed by its header alone.
  */
 #define KNI_SOCK_OFFLOADS	(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
 
@@ -106,9 +100,108 @@ u32 kni_sock_rx_room(struct kni_sock *ks, struct kni_dev *kd)
 	return queued < limit ? limit - queued : 0;
 }
 
-void kni_sock_rx_queue(struct kni_sock *ks, struct sk_buff *skb)
+/* What recvmsg writes in front of an skb: its virtio-net header. */
+struct kni_sock_cb {
+	struct virtio_net_hdr vh;
+};
+
+static struct kni_sock_cb *kni_sock_cb(struct sk_buff *skb)
 {
+	BUILD_BUG_ON(sizeof(struct kni_sock_cb) > sizeof(skb->cb));
+	return (struct kni_sock_cb *)skb->cb;
+}
+
+/*
+ * Whether the reader accepted the offloads vh asks for: TUNSETOFFLOAD says
+ * what the guest's driver can receive. Without headers it can take none.
+ */
+static bool kni_sock_takes(const struct kni_sock *ks, const struct virtio_net_hdr *vh)
+{
+	unsigned int offload = ks->vnet_hdr ? READ_ONCE(ks->offload) : 0;
+
+	if ((vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !(offload & TUN_F_CSUM))
+		return false;
+	switch (vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) {
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		if (!(offload & TUN_F_TSO4))
+			return false;
+		break;
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		if (!(offload & TUN_F_TSO6))
+			return false;
+		break;
+	}
+	return !(vh->gso_type & VIRTIO_NET_HDR_GSO_ECN) || (offload & TUN_F_TSO_ECN);
+}
+
+/* Queue skb for the reader behind vh, or behind a plain header with flags. */
+static void kni_sock_rx_queue(struct kni_sock *ks, struct sk_buff *skb,
+			      const struct virtio_net_hdr *vh, u8 flags)
+{
+	struct kni_sock_cb *cb = kni_sock_cb(skb);
+
+	memset(cb, 0, sizeof(*cb));
+	if (vh) {
+		cb->vh = *vh;
+	} else {
+		cb->vh.flags = flags;
+		cb->vh.gso_type = VIRTIO_NET_HDR_GSO_NONE;
+	}
 	skb_queue_tail(&ks->sk.sk_receive_queue, skb);
+}
+
+/*
+ * The polling thread: the rx_q frame headed by index for the socket's
+ * reader. Whole, with its offloads in the header, when the reader accepted
+ * them; otherwise finished here, once: a super-frame cut by the kernel's own
+ * GSO code (every segment with full checksums), a partial checksum
+ * completed. KNI_RX_OK with the bytes taken and whether it was GSO, or why
+ * not.
+ */
+enum kni_rx_result kni_sock_rx_frame(struct kni_sock *ks, struct kni_dev *kd,
+				     u32 index, u32 *bytes, u32 *gso)
+{
+	enum kni_rx_result result;
+	struct virtio_net_hdr vh;
+	struct sk_buff *skb, *segs, *next;
+
+	skb = kni_rx_frame(kd, NULL, index, &vh, &result);
+	if (!skb)
+		return result;
+	*bytes = skb->len;
+	*gso = vh.gso_type != VIRTIO_NET_HDR_GSO_NONE;
+	if (kni_sock_takes(ks, &vh)) {
+		kni_sock_rx_queue(ks, skb, &vh, 0);
+		return KNI_RX_OK;
+	}
+	if (!kni_rx_offload(skb, &vh))
+		goto bad;
+	if (!skb_is_gso(skb)) {
+		/* A checksum completed here is as good as one verified. */
+		if (skb->ip_summed == CHECKSUM_PARTIAL) {
+			if (skb_checksum_help(skb))
+				goto bad;
+			vh.flags = VIRTIO_NET_HDR_F_DATA_VALID;
+		}
+		kni_sock_rx_queue(ks, skb, NULL, vh.flags & VIRTIO_NET_HDR_F_DATA_VALID);
+		return KNI_RX_OK;
+	}
+	/* Features 0: software segmentation, full checksums in every segment. */
+	segs = skb_gso_segment(skb, 0);
+	if (IS_ERR_OR_NULL(segs))
+		goto bad;
+	consume_skb(skb);
+	u64_stats_update_begin(&kd->rx.syncp);
+	kd->rx.gso_cut++;
+	u64_stats_update_end(&kd->rx.syncp);
+	skb_list_walk_safe(segs, skb, next) {
+		skb_mark_not_on_list(skb);
+		kni_sock_rx_queue(ks, skb, NULL, VIRTIO_NET_HDR_F_DATA_VALID);
+	}
+	return KNI_RX_OK;
+bad:
+	kfree_skb(skb);
+	return KNI_RX_BAD_OFFLOAD;
 }
 
 /* sock_def_readable(): an EPOLLIN-keyed wakeup, which vhost's poll needs. */
@@ -158,13 +251,11 @@ static int kni_sock_recvmsg(struct socket *sock, struct msghdr *m,
 	}
 
 	if (hlen) {
-		struct virtio_net_hdr vh = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
+		/* Set by the polling thread: offloads the reader accepted, or DATA_VALID. */
+		const struct virtio_net_hdr *vh = &kni_sock_cb(skb)->vh;
 
-		/* Frames from rx_q are whole; DATA_VALID spares the guest a check. */
-		if (skb->ip_summed == CHECKSUM_UNNECESSARY)
-			vh.flags = VIRTIO_NET_HDR_F_DATA_VALID;
-		if (copy_to_iter(&vh, sizeof(vh), &m->msg_iter) != sizeof(vh) ||
-		    iov_iter_zero(hlen - sizeof(vh), &m->msg_iter) != hlen - sizeof(vh)) {
+		if (copy_to_iter(vh, sizeof(*vh), &m->msg_iter) != sizeof(*vh) ||
+		    iov_iter_zero(hlen - sizeof(*vh), &m->msg_iter) != hlen - sizeof(*vh)) {
 			err = -EFAULT;
 			goto out;
 		}
@@ -285,177 +376,17 @@ static __poll_t kni_sock_poll(struct file *file, struct socket *sock,
 /* Transmit: the writer (vhost, qemu) copies into buffers on tx_q ---------- */
 
 /*
- * Complete a partial checksum (virtio NEEDS_CSUM, CHECKSUM_PARTIAL) in a
- * frame: the field at start + off holds the pseudo-header sum, the sum of
- * everything from start on completes it. False if the offsets do not fit.
+ * One frame from the writer (vhost, qemu) into buffers on tx_q, copied once,
+ * its virtio-net header carried in the head: a GSO super-frame travels whole
+ * and the port (or whoever takes it from the data plane) segments it. The
+ * header is bounded first (kni_offload_ok()), before anything is taken.
  */
-bool kni_csum_complete(u8 *frame, u32 len, u32 start, u32 off)
-{
-	__sum16 sum;
-
-	if (start > len || off > len - start ||
-	    len - start - off < sizeof(__sum16))
-		return false;
-	sum = csum_fold(csum_partial(frame + start, len - start, 0));
-	/* A UDP checksum of 0 means "none"; 0xffff is the same sum for TCP. */
-	put_unaligned(sum ? sum : CSUM_MANGLED_0, (__sum16 *)(frame + start + off));
-	return true;
-}
-
-/* One plain frame straight from the writer's memory into a buffer; ks->lock held. */
-static int kni_sock_tx_one(struct kni_dev *kd, const struct virtio_net_hdr *vh,
-			   struct iov_iter *from, u32 len)
-{
-	u32 index;
-	u8 *frame;
-
-	if (len > kd->buf_size - KNI_BUF_HDR_SIZE) {
-		kni_tx_count(kd, &kd->tx.drop_too_big, 1);
-		return 0;
-	}
-	if (!kni_tx_room(kd, 1))
-		return 0;
-	frame = kni_tx_next(kd, &index);
-	if (!frame)
-		return 0;
-	/* The buffer stays on alloc_q until pushed: a fault loses nothing. */
-	if (!copy_from_iter_full(frame, len, from))
-		return -EFAULT;
-	if (vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-		if (!kni_csum_complete(frame, len,
-				       __virtio16_to_cpu(true, vh->csum_start),
-				       __virtio16_to_cpu(true, vh->csum_offset))) {
-			kni_tx_count(kd, &kd->tx.drop_bad_vnet_hdr, 1);
-			return 0;
-		}
-		kni_tx_count(kd, &kd->tx.csum_done, 1);
-	}
-	kni_tx_push(kd, index, len);
-	kni_tx_publish(kd);
-	return 0;
-}
-
-/*
- * A GSO frame becomes an skb that the kernel's own GSO code validates and
- * segments in software (features 0: every segment gets full checksums), and
- * the segments go to tx_q. Only TCP GSO with a partial checksum is taken:
- * that is what TUNSETOFFLOAD lets the guest send.
- */
-static struct sk_buff *kni_sock_gso_skb(struct sock *sk,
-					const struct virtio_net_hdr *vh,
-					struct iov_iter *from, u32 len, int *err)
-{
-	u32 linear = min_t(u32, len, SKB_MAX_HEAD(0));
-	struct sk_buff *skb;
-
-	skb = sock_alloc_send_pskb(sk, linear, len - linear, 1, err,
-				   PAGE_ALLOC_COSTLY_ORDER);
-	if (!skb)
-		return NULL;
-	skb_put(skb, linear);
-	skb->data_len = len - linear;
-	skb->len += len - linear;
-	*err = skb_copy_datagram_from_iter(skb, 0, from, len);
-	if (*err)
-		goto free;
-
-	skb_reset_mac_header(skb);
-	skb->protocol = eth_hdr(skb)->h_proto;
-	skb_set_network_header(skb, ETH_HLEN);
-	*err = -EINVAL;
-	if (virtio_net_hdr_to_skb(skb, vh, true) || skb->ip_summed != CHECKSUM_PARTIAL)
-		goto free;
-	*err = 0;
-	return skb;
-free:
-	kfree_skb(skb);
-	return NULL;
-}
-
-/* Segments (or the frame itself if too small to be GSO) into buffers; ks->lock held. */
-static void kni_sock_tx_segs(struct kni_dev *kd, struct sk_buff *skb)
-{
-	u32 cap = kd->buf_size - KNI_BUF_HDR_SIZE;
-	struct sk_buff *segs, *seg;
-	u32 n = 0, index;
-	u8 *frame;
-
-	if (skb_is_gso(skb)) {
-		segs = skb_gso_segment(skb, 0);
-		if (IS_ERR_OR_NULL(segs)) {
-			kni_tx_count(kd, &kd->tx.drop_gso, 1);
-			consume_skb(skb);
-			return;
-		}
-		consume_skb(skb);
-		kni_tx_count(kd, &kd->tx.gso_frames, 1);
-	} else {
-		segs = skb;
-	}
-
-	for (seg = segs; seg; seg = seg->next) {
-		n++;
-		if (seg->len > cap) {
-			kni_tx_count(kd, &kd->tx.drop_too_big, 1);
-			goto free;
-		}
-	}
-	if (!kni_tx_room(kd, n))
-		goto free;
-
-	for (seg = segs; seg; seg = seg->next) {
-		frame = kni_tx_next(kd, &index);
-		if (!frame)
-			continue;
-		skb_copy_bits(seg, 0, frame, seg->len);
-		if (seg->ip_summed == CHECKSUM_PARTIAL) {
-			if (!kni_csum_complete(frame, seg->len,
-					       skb_checksum_start_offset(seg),
-					       seg->csum_offset)) {
-				kni_tx_count(kd, &kd->tx.drop_bad_vnet_hdr, 1);
-				continue;
-			}
-			kni_tx_count(kd, &kd->tx.csum_done, 1);
-		}
-		kni_tx_push(kd, index, seg->len);
-	}
-	kni_tx_publish(kd);
-free:
-	kfree_skb_list(segs);
-}
-
-static bool kni_sock_gso_ok(const struct virtio_net_hdr *vh)
-{
-	switch (vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) {
-	case VIRTIO_NET_HDR_GSO_TCPV4:
-	case VIRTIO_NET_HDR_GSO_TCPV6:
-		/* Without NEEDS_CSUM the kernel's GSO code would warn. */
-		return vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM;
-	default:
-		return false;
-	}
-}
-
-/*
- * At most how many segments a GSO frame of len bytes becomes: the guest's
- * gso_size sets it (a guest can ask for 8 bytes per segment), so it is
- * bounded before any skb is allocated. len over-counts the payload, so this
- * never under-counts; 0 gso_size is refused by kni_sock_gso_ok's caller.
- */
-static u32 kni_sock_gso_segs(const struct virtio_net_hdr *vh, u32 len)
-{
-	u32 gso = __virtio16_to_cpu(true, vh->gso_size);
-
-	return gso ? DIV_ROUND_UP(len, gso) : U32_MAX;
-}
-
 static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_len)
 {
 	struct kni_sock *ks = kni_sk(sock->sk);
 	struct virtio_net_hdr vh = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
 	size_t len = iov_iter_count(&m->msg_iter);
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
-	struct sk_buff *skb = NULL;
 	u64 *drop = NULL;
 	struct kni_dev *kd;
 	bool queued;
@@ -478,6 +409,8 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 			return -EFAULT;
 		iov_iter_advance(&m->msg_iter, hlen - sizeof(vh));
 		len -= hlen;
+		/* DATA_VALID means nothing on transmit (as for tun). */
+		vh.flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM;
 	}
 	if (len < ETH_HLEN)
 		return -EINVAL;
@@ -495,16 +428,21 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 			err = -ENODEV;
 			goto unlock;
 		}
-		if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
-			need = 1;
-		} else if (!kni_sock_gso_ok(&vh) || len > KNI_SOCK_GSO_MAX ||
-			   kni_sock_gso_segs(&vh, len) > kd->tx_q.mask + 1) {
+		if (len > KNI_FRAME_MAX) {
+			drop = &kd->tx.drop_too_big;
+			goto unlock;
+		}
+		if (!kni_offload_ok(&vh, len)) {
 			drop = &kd->tx.drop_bad_vnet_hdr;
 			goto unlock;
-		} else {
-			need = kni_sock_gso_segs(&vh, len);
 		}
-		/* Room for every segment before anything is copied or allocated. */
+		need = kni_tx_bufs(kd, len);
+		/* More buffers than alloc_q can ever hold: waiting would be for ever. */
+		if (need > kd->alloc_q.mask + 1) {
+			drop = &kd->tx.drop_too_big;
+			goto unlock;
+		}
+		/* Room for the whole frame before anything is copied. */
 		if (kni_sock_tx_fits(ks, kd, need))
 			break;
 		kni_tx_count(kd, &kd->tx.sock_full, 1);
@@ -519,15 +457,11 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 		}
 		timeo = wait_woken(&wait, TASK_INTERRUPTIBLE, timeo);
 	}
-	if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
-		err = kni_sock_tx_one(kd, &vh, &m->msg_iter, len);
-		goto unlock;
-	}
-	skb = kni_sock_gso_skb(sock->sk, &vh, &m->msg_iter, len, &err);
-	if (skb) {
-		kni_sock_tx_segs(kd, skb);
-	} else if (err != -EFAULT) {
-		drop = err == -EINVAL ? &kd->tx.drop_bad_vnet_hdr : &kd->tx.drop_gso;
+	err = kni_tx_frame(kd, &vh, &m->msg_iter, NULL, len);
+	if (!err) {
+		kni_tx_publish(kd);
+	} else if (err == -EPROTO) {
+		drop = &kd->tx.drop_bad_vnet_hdr;
 		err = 0;
 	}
 unlock:

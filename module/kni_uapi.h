@@ -36,7 +36,7 @@
 #include <linux/types.h>
 
 #define KNI_DEVICE_PATH		"/dev/kni"
-#define KNI_ABI_VERSION		4
+#define KNI_ABI_VERSION		5
 
 /* Values of the kthread_mode module parameter, as reported by KNI_IOCTL_INFO. */
 #define KNI_KTHREAD_SINGLE	0
@@ -237,23 +237,55 @@ struct kni_fifo {
 };
 
 /*
- * struct kni_buf - header at the start of every buffer
+ * struct kni_buf - header at the start of every buffer (ABI 5)
  *
- * The frame is data_len bytes at data_off from the start of the buffer.
- * data_off >= KNI_BUF_HDR_SIZE and data_off + data_len <= buf_size, and
- * data_len >= 14 (an Ethernet header) for rx_q; otherwise the buffer is
- * dropped (counted) and returned on free_q. A buffer index >= buf_count is
- * dropped (counted) and not returned anywhere.
+ * A frame is one buffer or a chain of them: the buffer whose index is on a
+ * FIFO (the head) holds the first data_len bytes at data_off, and next names
+ * the following buffer as index + 1 (0: the last). Every buffer of a chain
+ * has its own data_off/data_len with data_off >= KNI_BUF_HDR_SIZE and
+ * data_off + data_len <= buf_size. A frame is at most KNI_FRAME_MAX bytes in
+ * at most KNI_BUF_MAX_CHAIN buffers, and at least 14 (an Ethernet header)
+ * in its head. Only the head carries flags and the offload fields below, and
+ * only the head's index travels on rx_q, tx_q and free_q: the consumer walks
+ * next. alloc_q holds single buffers; the kernel links them.
  *
- * flags: on rx_q, KNI_BUF_F_* set by userspace; bits the kernel does not
- * know are ignored. On tx_q the kernel writes 0.
+ * The offload fields have the meaning and values of struct virtio_net_hdr:
+ *  - KNI_BUF_F_NEEDS_CSUM: the checksum at csum_start + csum_offset holds
+ *    the pseudo-header sum and the sum from csum_start on completes it;
+ *  - gso_type KNI_GSO_TCPV4/TCPV6 (| KNI_GSO_ECN): a super-frame to be cut
+ *    into segments of gso_size payload bytes (always with NEEDS_CSUM);
+ *    hdr_len is informative, as in virtio.
+ * A zeroed header past data_off/data_len is a single-buffer frame with no
+ * offload: what ABI 4 had.
+ *
+ * rx_q (user -> kernel): a frame the kernel cannot accept (bad index,
+ * offset, length, chain or offload fields) is dropped and counted; its head
+ * goes back on free_q unless the head index itself is bad. The kernel never
+ * writes an rx_q buffer. tx_q (kernel -> user): the kernel writes every
+ * field, frame_len included, and zeroes the rest.
  */
 struct kni_buf {
-	__u32 data_off;
+	__u32 data_off;		/* this buffer's bytes of the frame */
 	__u32 data_len;
-	__u32 flags;
-	__u32 reserved[13];
+	__u32 flags;		/* head: KNI_BUF_F_* */
+	__u32 next;		/* 1 + index of the next buffer; 0: the last */
+	__u32 frame_len;	/* head, tx_q: the whole frame; ignored on rx_q */
+	__u16 gso_size;		/* head: payload bytes per segment */
+	__u8 gso_type;		/* head: KNI_GSO_* */
+	__u8 pad0;
+	__u16 csum_start;	/* head, with KNI_BUF_F_NEEDS_CSUM */
+	__u16 csum_offset;
+	__u16 hdr_len;		/* head: L2-L4 header bytes (informative) */
+	__u16 pad1;
+	__u32 reserved[8];
 };
+
+/* Largest frame: 64 KiB of IP behind an Ethernet header with one VLAN tag. */
+#define KNI_FRAME_MAX		(65535 + 18)
+/* Most buffers one frame may chain (a 64 KiB frame in 256-byte buffers). */
+#define KNI_BUF_MAX_CHAIN	512
+/* Most segments a GSO frame may cut into: DIV_ROUND_UP(length, gso_size). */
+#define KNI_GSO_MAX_SEGS	256
 
 /*
  * The frame's L3/L4 checksums were verified (or computed) by whoever gave it
@@ -261,6 +293,14 @@ struct kni_buf {
  * KNI socket with VNET_HDR gets VIRTIO_NET_HDR_F_DATA_VALID.
  */
 #define KNI_BUF_F_CSUM_VALID	0x00000001u
+/* A partial checksum to complete: csum_start, csum_offset (virtio NEEDS_CSUM). */
+#define KNI_BUF_F_NEEDS_CSUM	0x00000002u
+
+/* struct kni_buf.gso_type: the values of VIRTIO_NET_HDR_GSO_* */
+#define KNI_GSO_NONE		0
+#define KNI_GSO_TCPV4		1
+#define KNI_GSO_TCPV6		4
+#define KNI_GSO_ECN		0x80
 
 /* struct kni_request.type */
 #define KNI_REQ_MTU		1	/* value: new MTU */

@@ -8,6 +8,12 @@ import { z } from 'zod';
 
 interface RawStats {
   toKernelPackets: number; toKernelBytes: number; toPortPackets: number; toPortBytes: number;
+  /** Of toKernelPackets: GSO super-frames from the port, queued whole (the kernel cuts them if it must). */
+  toKernelGso: number;
+  /** Of toPortPackets: GSO super-frames the port took whole, with their virtio-net header (AF_PACKET). */
+  toPortGso: number;
+  /** Of toPortPackets: GSO super-frames the data plane cut into segments for a port without virtio-net headers. */
+  toPortCut: number;
   dropNoBuffer: number; dropRxFull: number; dropTooBig: number; dropPortError: number;
   badBuffer: number; portErrors: number; requests: number;
   /** Times the data plane slept until the port or the kernel woke it. */

@@ -4,6 +4,8 @@
 // that the binding runs on the JS thread.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -33,7 +35,12 @@ class DataPlane {
 
  private:
   void Run();
+  // One pass over one link, and its parts; each says whether it moved anything.
   bool Service(Link& l);
+  bool FreeChains(Interface& k);
+  bool ToPort(Link& l);
+  bool FromPort(Link& l, uint32_t* queued);
+  bool FromPortVnet(Link& l, uint32_t* queued);
 
   std::vector<Link> links_;
   Post post_;
@@ -42,6 +49,11 @@ class DataPlane {
   int cpu_;
   std::atomic<bool> stop_{false};
   Waker waker_;
+  // Scratch space of the passes, kept so that they do not allocate: the
+  // pieces of a tx_q batch and the buffers it took, the buffers posted to a
+  // port's receive.
+  std::vector<iovec> tx_iov_, rx_iov_;
+  std::vector<uint32_t> taken_;
   std::thread thread_;
 };
 

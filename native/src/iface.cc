@@ -42,6 +42,8 @@ Interface* Interface::Create(std::shared_ptr<ControlFd> ctl, kni_create* req, in
   i->resp_ = Ring(r, req->resp_q_off, KNI_REQ_ENTRIES);
   i->pool.reserve(req->buf_count);
   for (uint32_t b = req->buf_count; b > 0; b--) i->pool.push_back(b - 1);
+  i->owner.assign(req->buf_count, kOwnPool);
+  i->rx_next.assign(req->buf_count, 0);
   return i;
 }
 

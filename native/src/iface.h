@@ -25,9 +25,12 @@ namespace kniv {
 struct Stats {
   std::atomic<uint64_t> to_kernel_packets{0}, to_kernel_bytes{0};  // port -> rx_q
   std::atomic<uint64_t> to_port_packets{0}, to_port_bytes{0};      // tx_q -> port
-  std::atomic<uint64_t> drop_no_buffer{0};   // port frame, pool empty
+  std::atomic<uint64_t> to_kernel_gso{0};    // of to_kernel_packets: GSO super-frames
+  std::atomic<uint64_t> to_port_gso{0};      // of to_port_packets: GSO frames the port took whole
+  std::atomic<uint64_t> to_port_cut{0};      // of to_port_packets: GSO frames cut here for the port
+  std::atomic<uint64_t> drop_no_buffer{0};   // port frame, pool empty (or too short for it)
   std::atomic<uint64_t> drop_rx_full{0};     // port frame, rx_q full
-  std::atomic<uint64_t> drop_too_big{0};     // port frame larger than a buffer
+  std::atomic<uint64_t> drop_too_big{0};     // port frame too big (a buffer; with vnet: a frame), or GSO the kernel cannot take
   std::atomic<uint64_t> drop_port_error{0};  // kernel frame the port refused
   std::atomic<uint64_t> bad_buffer{0};       // invalid index or header from the kernel side
   std::atomic<uint64_t> port_errors{0};      // receive errors on the port
@@ -97,6 +100,22 @@ class Interface {
   bool valid(uint32_t index) const { return index < info_.buf_count; }
   Ring rx, tx, alloc, free, req;
   std::vector<uint32_t> pool;  // free buffer indices
+  // Who holds each buffer, as this side knows it. The kernel may only name
+  // buffers it holds (tx_q: given on alloc_q; free_q: a head queued on
+  // rx_q), so a duplicate, a loop or a stray index in what it writes is
+  // refused instead of putting a buffer in the pool twice.
+  enum Owner : uint8_t {
+    kOwnPool,    // in pool
+    kOwnKernel,  // given on alloc_q, not back on tx_q yet
+    kOwnRxHead,  // head of a frame on rx_q
+    kOwnRxBody,  // further buffer of a frame on rx_q
+    kOwnTaken,   // read off tx_q, going back to the pool after this pass
+  };
+  std::vector<uint8_t> owner;
+  // next (1 + index, 0: the last) of every buffer of the frames queued on
+  // rx_q, as queued: free_q chains are walked with this, which only the data
+  // plane writes, never with the shared headers.
+  std::vector<uint32_t> rx_next;
   bool ReadRequest(uint32_t seq, Request* out);
   // After publishing rx_q (or resp_q): ring the kernel's doorbell if its
   // thread sleeps (struct kni_doorbell). Any thread.

@@ -34,7 +34,52 @@ void Put32(uint8_t* p, uint32_t v) {
   Put16(p + 2, static_cast<uint16_t>(v));
 }
 
+// Where the headers of a TCP over IPv4/IPv6 frame are, from its first len bytes.
+struct TcpLayout {
+  size_t l3, l4, hdrs;  // IP header, TCP header, payload offsets
+  bool v4;
+};
+
+bool ParseTcp(const uint8_t* f, size_t len, TcpLayout* t) {
+  t->l3 = kEthHlen;
+  if (len < t->l3 + 2) return false;
+  uint16_t type = Get16(f + 12);
+  if (type == kEthVlan) {
+    if (len < t->l3 + 6) return false;
+    type = Get16(f + 16);
+    t->l3 += 4;
+  }
+  const size_t l3 = t->l3;
+  t->v4 = type == kEthIp;
+  if (t->v4) {
+    if (len < l3 + 20 || (f[l3] >> 4) != 4 || f[l3 + 9] != kTcp) return false;
+    if ((f[l3] & 0x0f) < 5) return false;
+    t->l4 = l3 + (f[l3] & 0x0f) * 4u;
+  } else if (type == kEthIp6) {
+    // Extension headers are not handled here: the frame is refused instead.
+    if (len < l3 + 40 || (f[l3] >> 4) != 6 || f[l3 + 6] != kTcp) return false;
+    t->l4 = l3 + 40;
+  } else {
+    return false;
+  }
+  if (len < t->l4 + 20 || (f[t->l4 + 12] >> 4) < 5) return false;
+  t->hdrs = t->l4 + (f[t->l4 + 12] >> 4) * 4u;
+  return len >= t->hdrs;
+}
+
 }  // namespace
+
+bool SeedTcpChecksum(uint8_t* f, size_t head_len, size_t len, uint16_t* start, uint16_t* off) {
+  TcpLayout t;
+  if (head_len > len || !ParseTcp(f, head_len, &t) || len - t.l4 > 0xffff) return false;
+  const size_t l4len = len - t.l4;
+  uint32_t pseudo = t.v4 ? Sum16(f + t.l3 + 12, 8, 0) : Sum16(f + t.l3 + 8, 32, 0);
+  pseudo += kTcp + static_cast<uint32_t>(l4len);
+  Put16(f + t.l4 + 16, Fold(pseudo));
+  *start = static_cast<uint16_t>(t.l4);
+  *off = 16;
+  return true;
+}
 
 bool CompleteChecksum(uint8_t* frame, size_t len, size_t start, size_t off) {
   if (start > len || off > len - start || len - start - off < 2) return false;
@@ -46,29 +91,10 @@ bool CompleteChecksum(uint8_t* frame, size_t len, size_t start, size_t off) {
 
 bool SegmentTcp(const uint8_t* f, size_t len, uint16_t mss, std::vector<uint8_t>* out,
                 std::vector<Segment>* segs) {
-  size_t l3 = kEthHlen;
-  if (len < l3 + 2 || mss == 0) return false;
-  uint16_t type = Get16(f + 12);
-  if (type == kEthVlan) {
-    type = Get16(f + 16);
-    l3 += 4;
-  }
-  size_t l4;
-  bool v4 = type == kEthIp;
-  if (v4) {
-    if (len < l3 + 20 || (f[l3] >> 4) != 4 || f[l3 + 9] != kTcp) return false;
-    l4 = l3 + (f[l3] & 0x0f) * 4u;
-    if ((f[l3] & 0x0f) < 5) return false;
-  } else if (type == kEthIp6) {
-    // Extension headers are not cut here: the frame is refused instead.
-    if (len < l3 + 40 || (f[l3] >> 4) != 6 || f[l3 + 6] != kTcp) return false;
-    l4 = l3 + 40;
-  } else {
-    return false;
-  }
-  if (len < l4 + 20) return false;
-  const size_t hdrs = l4 + (f[l4 + 12] >> 4) * 4u;
-  if ((f[l4 + 12] >> 4) < 5 || len <= hdrs) return false;
+  TcpLayout t;
+  if (mss == 0 || !ParseTcp(f, len, &t) || len <= t.hdrs) return false;
+  const size_t l3 = t.l3, l4 = t.l4, hdrs = t.hdrs;
+  const bool v4 = t.v4;
 
   const size_t payload = len - hdrs;
   const uint32_t seq0 = Get32(f + l4 + 4);

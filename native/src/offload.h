@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-// What a host's offloads leave undone in frames an AF_PACKET port receives
-// with their virtio-net header (PACKET_VNET_HDR): a partial checksum to
-// complete, or a TCP super-frame (GRO on a NIC, TSO on a veth peer) to cut
-// into frames that fit the MTU. The KNI buffers and the guests behind them
-// only ever see whole, checksummed frames.
+// What offloads leave undone in a frame that carries a virtio-net header: a
+// partial checksum to complete, or a TCP super-frame (GRO on a NIC, TSO on a
+// veth peer or the KNI interface) to cut into frames that fit the MTU. Used
+// where a frame must reach a port that cannot take it as it is (a TAP, the
+// relay's side of an AF_PACKET port); between AF_PACKET and KNI buffers the
+// frames cross whole and the kernels finish them.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +31,14 @@ constexpr uint8_t kVnetGsoNone = 0, kVnetGsoTcp4 = 1, kVnetGsoTcp6 = 4, kVnetGso
 // Completes the checksum at start + off, seeded with the pseudo-header sum
 // already there, over everything from start on. False if it does not fit.
 bool CompleteChecksum(uint8_t* frame, size_t len, size_t start, size_t off);
+
+// Makes the TCP checksum of a super-frame partial, as NEEDS_CSUM with GSO
+// wants it: the pseudo-header sum for the whole len bytes goes into the
+// checksum field, *start and *off say where that is. Only the first
+// head_len bytes are at f, and the headers must be among them. For a
+// super-frame a NIC merged (LRO) and verified, whose header still carries
+// the first segment's checksum. False if it is not TCP over IPv4/IPv6.
+bool SeedTcpChecksum(uint8_t* f, size_t head_len, size_t len, uint16_t* start, uint16_t* off);
 
 // A frame cut out of a super-frame: [offset, offset + len) of the output.
 struct Segment {

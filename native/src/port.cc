@@ -21,6 +21,48 @@
 
 namespace kniv {
 
+bool Port::SendFinished(const TxFrame& f) {
+  const bool csum = f.vnet.flags & kVnetNeedsCsum;
+  const bool gso = f.vnet.gso_type != kVnetGsoNone;
+  if (!csum && !gso && f.iovcnt <= 1)
+    return Send(f.iovcnt ? static_cast<const uint8_t*>(f.iov[0].iov_base) : nullptr, f.len) == 0;
+
+  if (!gso && f.iovcnt == 1) {
+    // The buffer is the data plane's until the batch is out: the checksum
+    // can go into it in place, no copy.
+    auto* p = static_cast<uint8_t*>(f.iov[0].iov_base);
+    if (f.iov[0].iov_len != f.len || !CompleteChecksum(p, f.len, f.vnet.csum_start, f.vnet.csum_offset)) return false;
+    return Send(p, f.len) == 0;
+  }
+
+  // Finishing a chained frame needs it in one piece.
+  size_t total = 0;
+  for (uint32_t i = 0; i < f.iovcnt; i++) total += f.iov[i].iov_len;
+  if (total != f.len) return false;
+  linear_.resize(f.len);
+  size_t at = 0;
+  for (uint32_t i = 0; i < f.iovcnt; i++) {
+    std::memcpy(linear_.data() + at, f.iov[i].iov_base, f.iov[i].iov_len);
+    at += f.iov[i].iov_len;
+  }
+  if (!gso) {
+    if (!CompleteChecksum(linear_.data(), f.len, f.vnet.csum_start, f.vnet.csum_offset)) return false;
+    return Send(linear_.data(), f.len) == 0;
+  }
+  // SegmentTcp computes every checksum itself, so NEEDS_CSUM needs no work
+  // of its own here; other GSO types (UDP) are not cut in userspace.
+  const uint8_t type = f.vnet.gso_type & ~kVnetGsoEcn;
+  if (type != kVnetGsoTcp4 && type != kVnetGsoTcp6) return false;
+  cut_.clear();
+  cut_segs_.clear();
+  if (!SegmentTcp(linear_.data(), f.len, f.vnet.gso_size, &cut_, &cut_segs_)) return false;
+  // A segment refused is a hole TCP repairs; the ones after it are still
+  // worth sending.
+  bool all = true;
+  for (const Segment& s : cut_segs_) all &= Send(cut_.data() + s.offset, s.len) == 0;
+  return all;
+}
+
 namespace {
 
 class FdPort : public Port {
@@ -91,21 +133,44 @@ class PacketPort : public FdPort {
     return sendmsg(fd_, &m, MSG_DONTWAIT) < 0 ? -errno : 0;
   }
 
-  void SendBatch(const uint8_t* const* bufs, const size_t* lens, size_t n, bool* ok) override {
-    // Each frame behind the same empty header; up to kBatch per system call.
-    static VnetHdr empty{};
+  bool TakesVnet() const override { return true; }
+
+  long RecvVnet(const iovec* iov, int iovcnt, VnetHdr* h) override {
+    // One copy, socket to KNI buffers: [header, their data areas...].
+    rx_iov_.resize(static_cast<size_t>(iovcnt) + 1);
+    rx_iov_[0] = {h, sizeof(*h)};
+    std::copy(iov, iov + iovcnt, rx_iov_.begin() + 1);
+    msghdr m{};
+    m.msg_iov = rx_iov_.data();
+    m.msg_iovlen = rx_iov_.size();
+    // MSG_TRUNC: the frame's whole length even when it did not fit.
+    ssize_t n = recvmsg(fd_, &m, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    if (static_cast<size_t>(n) < sizeof(*h)) return -EPROTO;
+    return static_cast<long>(static_cast<size_t>(n) - sizeof(*h));
+  }
+
+  void SendFrames(const TxFrame* f, size_t n, bool* ok) override {
+    // Each frame behind its own header, as the stack left it: the socket's
+    // kernel checks the header, completes checksums and cuts super-frames
+    // (or has the NIC do it), so a 64 KiB frame is one message here.
     constexpr size_t kBatch = 64;
-    iovec iov[kBatch][2];
     mmsghdr msgs[kBatch];
     size_t done = 0;
     while (done < n) {
       const size_t k = std::min(n - done, kBatch);
+      tx_iov_.clear();
       for (size_t i = 0; i < k; i++) {
-        iov[i][0] = {&empty, sizeof(empty)};
-        iov[i][1] = {const_cast<uint8_t*>(bufs[done + i]), lens[done + i]};
+        const TxFrame& t = f[done + i];
+        tx_iov_.push_back({const_cast<VnetHdr*>(&t.vnet), sizeof(t.vnet)});
+        tx_iov_.insert(tx_iov_.end(), t.iov, t.iov + t.iovcnt);
+      }
+      // Pointers only now: the vector may have moved while it grew.
+      for (size_t i = 0, at = 0; i < k; i++) {
         msgs[i] = {};
-        msgs[i].msg_hdr.msg_iov = iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 2;
+        msgs[i].msg_hdr.msg_iov = tx_iov_.data() + at;
+        msgs[i].msg_hdr.msg_iovlen = 1 + f[done + i].iovcnt;
+        at += msgs[i].msg_hdr.msg_iovlen;
       }
       int r = sendmmsg(fd_, msgs, static_cast<unsigned>(k), MSG_DONTWAIT);
       // The first frame failed: it is a drop; the others get their own try.
@@ -130,6 +195,7 @@ class PacketPort : public FdPort {
   std::vector<uint8_t> whole_, out_;
   std::vector<Segment> segs_;
   size_t next_ = 0;
+  std::vector<iovec> rx_iov_, tx_iov_;
 };
 
 class TapPort : public FdPort {

@@ -5,7 +5,7 @@ import { harness } from '../lib/fakes.js';
 
 const facts: SystemFacts = {
   kernel: '6.1.0-56-amd64',
-  kni: { loaded: true, abiVersion: 4, kthreadMode: 'multiple' },
+  kni: { loaded: true, abiVersion: 5, kthreadMode: 'multiple' },
   kvm: false,
   vhostNet: true,
 };

@@ -71,6 +71,9 @@ export class FakeHandle implements KniHandle {
         toKernelBytes: this.rx * 100,
         toPortPackets: 0,
         toPortBytes: 0,
+        toKernelGso: 0,
+        toPortGso: 0,
+        toPortCut: 0,
         dropNoBuffer: 0,
         dropRxFull: 0,
         dropTooBig: 0,
@@ -345,7 +348,7 @@ export class FakeBench implements BenchRunner {
 
 export const fakeProbe = (): SystemProbe => ({
   kernel: '6.1.0-99-amd64',
-  kni: { loaded: true, abiVersion: 4, kthreadMode: 'single', parameters: { kthread_mode: 'single' } },
+  kni: { loaded: true, abiVersion: 5, kthreadMode: 'single', parameters: { kthread_mode: 'single' } },
   kvm: false,
   vhostNet: true,
   qemu: { available: true, version: '7.2.0' },
@@ -396,7 +399,7 @@ export async function harness(t: ExecutionContext, o: HarnessOptions = {}): Prom
   const { token } = loadOrCreateToken(statePaths(stateDir).token);
   const app = buildApp(
     { token, logger, version: '0.1.0-test', bodyLimit: o.bodyLimit, heartbeatMs: o.heartbeatMs },
-    { system: () => ({ kernel: '6.1.0-99-amd64', kni: { loaded: true, abiVersion: 4, kthreadMode: 'single' }, kvm: false, vhostNet: true }), service },
+    { system: () => ({ kernel: '6.1.0-99-amd64', kni: { loaded: true, abiVersion: 5, kthreadMode: 'single' }, kvm: false, vhostNet: true }), service },
   );
   let closed = false;
   t.teardown(async () => {

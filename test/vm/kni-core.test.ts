@@ -32,7 +32,7 @@ test.serial('kni.ko refuses bad parameter values and loads with good ones', asyn
   t.is(readFileSync('/sys/module/kni/parameters/req_timeout_ms', 'utf8').trim(), '1500');
   await loadKni([]);
   const info = await probeInfo(probe);
-  t.deepEqual(info, { abiVersion: 4, kthreadMode: 0, ifaces: 0, shmBytes: 0, threads: 0, sockets: 0 });
+  t.deepEqual(info, { abiVersion: 5, kthreadMode: 0, ifaces: 0, shmBytes: 0, threads: 0, sockets: 0 });
 });
 
 const scenarios: ProbeScenario[] = [
@@ -45,6 +45,7 @@ const scenarios: ProbeScenario[] = [
   ['100 create/traffic/release cycles leave nothing behind', ['cycles', '100'], 3],
   // 46 checks in kthread_mode=single, 47 in multiple (one is about a thread of kdb0's own).
   ['with F_DOORBELL the idle thread sleeps, KICK wakes it, no wakeup is lost, NOTIFY signals', ['doorbell'], 46],
+  ['rx_q buffer chains and offloads to the stack: valid, hostile, 1000 random (some scribbled on)', ['chains', '1000'], 54],
 ];
 
 probeScenarioTests(test, () => probe, () => probe, scenarios);

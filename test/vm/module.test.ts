@@ -34,7 +34,7 @@ test.serial('kni.ko is loaded at boot and registers /dev/kni, root only', (t) =>
   const st = statSync('/dev/kni');
   t.true(st.isCharacterDevice());
   t.is(st.mode & 0o777, 0o600);
-  t.like(moduleInfo(), { abiVersion: 4, kthreadMode: 'single', interfaces: 0, sharedMemoryBytes: 0 });
+  t.like(moduleInfo(), { abiVersion: 5, kthreadMode: 'single', interfaces: 0, sharedMemoryBytes: 0 });
 });
 
 test.serial('kthread_mode is shown in sysfs and cannot be changed after load', (t) => {
@@ -70,9 +70,9 @@ print('raw', r, ctypes.get_errno())
 test.serial('KNI_IOCTL_INFO checks size, command and pointer', async (t) => {
   const r = await execa('python3', ['-c', ioctlProbe]);
   t.deepEqual(r.stdout.split('\n'), [
-    'ok 32 4 0 0 0 0 0 0',
+    'ok 32 5 0 0 0 0 0 0',
     'errno 22', // size field is not sizeof(struct kni_info)
-    'ok 32 4 0 0 0 0 0 0', // sockets is out-only: what came in is overwritten
+    'ok 32 5 0 0 0 0 0 0', // sockets is out-only: what came in is overwritten
     'errno 25', // a number kni.ko does not know: ENOTTY
     'errno 22', // a known command with the wrong encoded size
     'raw -1 14', // EFAULT

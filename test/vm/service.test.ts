@@ -52,7 +52,7 @@ test.serial('interfaces over HTTP: 503 without kni.ko, real traffic moves the co
   t.false(netdev('kvstap0'));
   const health = await fetch(`${s.url}health`);
   t.is(health.status, 200);
-  t.like(await health.json(), { status: 'ok', kernel: release(), kni: { loaded: true, abiVersion: 4 }, vhostNet: true, kvm: false });
+  t.like(await health.json(), { status: 'ok', kernel: release(), kni: { loaded: true, abiVersion: 5 }, vhostNet: true, kvm: false });
   const sys = await s.call('GET', '/v1/system');
   t.is(sys.status, 200);
   t.like(sys.json, { kernel: release(), kni: { loaded: true, parameters: { kthread_mode: 'single' } }, vhostNet: true });
