@@ -34,4 +34,10 @@
 #define kni_eventfd_signal(ctx)	eventfd_signal(ctx, 1)
 #endif
 
+/* 6.2 named the directions of an iov_iter ITER_SOURCE and ITER_DEST. */
+#include <linux/uio.h>
+#ifndef ITER_SOURCE
+#define ITER_SOURCE	WRITE
+#endif
+
 #endif /* KNI_COMPAT_H */

@@ -376,6 +376,79 @@ static __poll_t kni_sock_poll(struct file *file, struct socket *sock,
 /* Transmit: the writer (vhost, qemu) copies into buffers on tx_q ---------- */
 
 /*
+ * The writer's frame, its pages pinned before ks->lock is taken: the copy
+ * under the lock then reads pinned pages and cannot fault. A fault that never
+ * completes (userfaultfd during a post-copy migration, FUSE) would otherwise
+ * hold the lock that TUNGETIFF takes under RTNL, and that detach and
+ * interface removal wait for.
+ */
+struct kni_sock_pin {
+	struct bio_vec small[20];	/* a contiguous 64 KiB frame */
+	struct bio_vec *bv;
+	unsigned int n;
+	struct iov_iter iter;		/* what kni_tx_frame() copies from */
+};
+
+static void kni_sock_unpin(struct kni_sock_pin *p)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++)
+		put_page(p->bv[i].bv_page);
+	if (p->bv != p->small)
+		kvfree(p->bv);
+	p->n = 0;
+	p->bv = p->small;
+}
+
+/* Pin the next len bytes of from; 0, or -EFAULT/-ENOMEM with nothing pinned. */
+static int kni_sock_pin(struct kni_sock_pin *p, struct iov_iter *from, size_t len)
+{
+	size_t done = 0;
+	int npages;
+
+	p->n = 0;
+	p->bv = p->small;
+	/* Kernel memory (a kvec or bvec writer) cannot fault: copy from it as is. */
+	if (!user_backed_iter(from)) {
+		p->iter = *from;
+		return 0;
+	}
+	npages = iov_iter_npages(from, INT_MAX);
+	if (npages > (int)ARRAY_SIZE(p->small)) {
+		p->bv = kvmalloc_array(npages, sizeof(*p->bv), GFP_KERNEL);
+		if (!p->bv) {
+			p->bv = p->small;
+			return -ENOMEM;
+		}
+	}
+	while (done < len) {
+		struct page *pages[16];
+		size_t start, left;
+		ssize_t got;
+		int i;
+
+		got = iov_iter_get_pages2(from, pages, len - done, ARRAY_SIZE(pages), &start);
+		if (got <= 0 || p->n + DIV_ROUND_UP(start + got, PAGE_SIZE) > (unsigned int)npages) {
+			if (got > 0)
+				for (i = 0; i < DIV_ROUND_UP(start + got, PAGE_SIZE); i++)
+					put_page(pages[i]);
+			kni_sock_unpin(p);
+			return -EFAULT;
+		}
+		for (i = 0, left = got; left; i++) {
+			size_t off = i ? 0 : start, chunk = min_t(size_t, PAGE_SIZE - off, left);
+
+			bvec_set_page(&p->bv[p->n++], pages[i], chunk, off);
+			left -= chunk;
+		}
+		done += got;
+	}
+	iov_iter_bvec(&p->iter, ITER_SOURCE, p->bv, p->n, len);
+	return 0;
+}
+
+/*
  * One frame from the writer (vhost, qemu) into buffers on tx_q, copied once,
  * its virtio-net header carried in the head: a GSO super-frame travels whole
  * and the port (or whoever takes it from the data plane) segments it. The
@@ -389,6 +462,7 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	u64 *drop = NULL;
 	struct kni_dev *kd;
+	struct kni_sock_pin pin;
 	bool queued;
 	long timeo;
 	u32 need;
@@ -414,6 +488,10 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 	}
 	if (len < ETH_HLEN)
 		return -EINVAL;
+	/* Faults happen here, with no lock held; the copy below cannot fault. */
+	err = kni_sock_pin(&pin, &m->msg_iter, len);
+	if (err)
+		return err;
 
 	timeo = sock_sndtimeo(sock->sk, (m->msg_flags & MSG_DONTWAIT) ||
 			      (sock->file && (sock->file->f_flags & O_NONBLOCK)));
@@ -457,7 +535,7 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 		}
 		timeo = wait_woken(&wait, TASK_INTERRUPTIBLE, timeo);
 	}
-	err = kni_tx_frame(kd, &vh, &m->msg_iter, NULL, len);
+	err = kni_tx_frame(kd, &vh, &pin.iter, NULL, len);
 	if (!err) {
 		kni_tx_publish(kd);
 	} else if (err == -EPROTO) {
@@ -471,6 +549,7 @@ unlock:
 out:
 	if (queued)
 		remove_wait_queue(sk_sleep(sock->sk), &wait);
+	kni_sock_unpin(&pin);
 	return err ? err : total_len;
 }
 
