@@ -76,6 +76,8 @@ struct kni_sock {
 	 */
 	bool tx_wait;
 	u32 tx_need;
+	/* Frames published under MSG_MORE without waking the data plane; lock. */
+	bool tx_unsignalled;
 };
 
 static struct kni_sock *kni_sk(struct sock *sk)
@@ -463,7 +465,7 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 	u64 *drop = NULL;
 	struct kni_dev *kd;
 	struct kni_sock_pin pin;
-	bool queued;
+	bool queued, more = false;
 	long timeo;
 	u32 need;
 	int err = 0;
@@ -524,6 +526,11 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 		if (kni_sock_tx_fits(ks, kd, need))
 			break;
 		kni_tx_count(kd, &kd->tx.sock_full, 1);
+		/* The data plane must drain what this burst queued unsignalled. */
+		if (ks->tx_unsignalled) {
+			ks->tx_unsignalled = false;
+			kni_user_wake(kd);
+		}
 		mutex_unlock(&ks->lock);
 		if (!timeo) {
 			err = -EAGAIN;
@@ -537,7 +544,14 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 	}
 	err = kni_tx_frame(kd, &vh, &pin.iter, NULL, len);
 	if (!err) {
-		kni_tx_publish(kd);
+		/*
+		 * vhost says MSG_MORE while more of the guest's frames wait: the
+		 * frame is published (an awake data plane takes it) but the
+		 * wake-up waits for the end of the burst.
+		 */
+		kni_ring_publish(&kd->tx_q);
+		ks->tx_unsignalled = true;
+		more = m->msg_flags & MSG_MORE;
 	} else if (err == -EPROTO) {
 		drop = &kd->tx.drop_bad_vnet_hdr;
 		err = 0;
@@ -545,6 +559,11 @@ static int kni_sock_sendmsg(struct socket *sock, struct msghdr *m, size_t total_
 unlock:
 	if (drop)
 		kni_tx_count(kd, drop, 1);
+	/* The end of a burst, or a send that ends it early: wake the data plane. */
+	if (kd && ks->tx_unsignalled && !more) {
+		ks->tx_unsignalled = false;
+		kni_user_wake(kd);
+	}
 	mutex_unlock(&ks->lock);
 out:
 	if (queued)

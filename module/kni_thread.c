@@ -2,12 +2,13 @@
 /*
  * Kernel threads that poll the interfaces: one for all of them
  * (kthread_mode=single) or one per interface (kthread_mode=multiple).
- * A thread sleeps poll_interval_us..2*poll_interval_us between passes that
- * found nothing to do. After KNI_IDLE_PASSES such passes in a row, a thread
- * whose interfaces all have doorbells (KNI_CREATE_F_DOORBELL) sleeps until
- * one is rung instead (struct kni_doorbell in kni_uapi.h), so an idle
- * interface costs no CPU; any other thread keeps polling, so that responses
- * to control requests are seen within a bounded time.
+ * Between passes that found nothing to do a thread waits poll_interval_us.
+ * A thread whose interfaces all have doorbells (KNI_CREATE_F_DOORBELL, struct
+ * kni_doorbell in kni_uapi.h) announces every such wait in kernel_sleeping,
+ * so a producer kicks it at once instead of a frame waiting out the timer;
+ * after KNI_IDLE_PASSES idle passes in a row it sleeps until kicked, so an
+ * idle interface costs no CPU. Any other thread keeps polling on the timer,
+ * so that responses to control requests are seen within a bounded time.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -63,21 +64,32 @@ struct kni_pace {
 	unsigned int idle_passes;
 };
 
-/* After a pass: true if the thread may try to sleep until a doorbell rings. */
-static bool kni_thread_pause(struct kni_pace *p, bool busy)
+/* What a thread does after a pass. */
+enum kni_pause {
+	KNI_PASS,	/* pass again */
+	KNI_NAP,	/* wait poll_interval_us, or until kicked */
+	KNI_SLEEP,	/* wait until kicked */
+};
+
+static enum kni_pause kni_thread_pause(struct kni_pace *p, bool busy)
 {
 	if (busy) {
 		p->idle_passes = 0;
 		if (++p->busy_passes < KNI_BUSY_PASSES) {
 			cond_resched();
-			return false;
+			return KNI_PASS;
 		}
-	} else if (++p->idle_passes >= KNI_IDLE_PASSES) {
-		return true;
+		/* Busy for long: let others run, however much is queued. */
+		p->busy_passes = 0;
+		usleep_range(kni_poll_interval_us, 2 * kni_poll_interval_us);
+		return KNI_PASS;
 	}
 	p->busy_passes = 0;
-	usleep_range(kni_poll_interval_us, 2 * kni_poll_interval_us);
-	return false;
+	if (++p->idle_passes >= KNI_IDLE_PASSES) {
+		p->idle_passes = 0;
+		return KNI_SLEEP;
+	}
+	return KNI_NAP;
 }
 
 static void kni_doorbell_set(struct kni_dev *kd, u32 sleeping)
@@ -88,7 +100,8 @@ static void kni_doorbell_set(struct kni_dev *kd, u32 sleeping)
 /*
  * Announce the sleep on every interface of @list (linked by thread_node) and
  * take a last look at their FIFOs. True if the thread may sleep: every one
- * has doorbells and none has work. Called with the list stable. The waker's
+ * has doorbells and none has work (work that waits for a socket reader
+ * keeps the thread napping on the timer). Called with the list stable. The waker's
  * kicked flag is cleared first, so a kick from now on ends the sleep.
  */
 static bool kni_sleep_prepare(struct kni_waker *w, struct list_head *list)
@@ -118,10 +131,22 @@ static void kni_sleep_end(struct list_head *list)
 			kni_doorbell_set(kd, 0);
 }
 
-/* Sleep until kicked (or stopped); kthread_stop() wakes the task itself. */
-static void kni_sleep(struct kni_waker *w)
+/*
+ * Wait until kicked (or stopped; kthread_stop() wakes the task itself), for
+ * at most poll_interval_us when napping. A thread that could not announce
+ * its wait (an interface without doorbells) only naps, on the timer.
+ */
+static void kni_wait(struct kni_waker *w, enum kni_pause how, bool announced)
 {
-	wait_event_interruptible(w->wq, READ_ONCE(w->kicked) || kthread_should_stop());
+	if (!announced) {
+		usleep_range(kni_poll_interval_us, 2 * kni_poll_interval_us);
+		return;
+	}
+	if (how == KNI_SLEEP)
+		wait_event_interruptible(w->wq, READ_ONCE(w->kicked) || kthread_should_stop());
+	else
+		wait_event_interruptible_hrtimeout(w->wq, READ_ONCE(w->kicked) || kthread_should_stop(),
+						   ns_to_ktime((u64)kni_poll_interval_us * NSEC_PER_USEC));
 }
 
 static int kni_thread_single_fn(void *unused)
@@ -129,6 +154,7 @@ static int kni_thread_single_fn(void *unused)
 	struct kni_pace pace = {};
 
 	while (!kthread_should_stop()) {
+		enum kni_pause how;
 		struct kni_dev *kd;
 		bool busy = false, sleep;
 
@@ -136,21 +162,18 @@ static int kni_thread_single_fn(void *unused)
 		list_for_each_entry(kd, &kni_single_list, thread_node)
 			busy |= kni_dev_poll(kd);
 		mutex_unlock(&kni_single_lock);
-		if (!kni_thread_pause(&pace, busy))
+		how = kni_thread_pause(&pace, busy);
+		if (how == KNI_PASS)
 			continue;
 
 		mutex_lock(&kni_single_lock);
 		sleep = kni_sleep_prepare(&kni_single_waker, &kni_single_list);
 		mutex_unlock(&kni_single_lock);
 		/* An interface added meanwhile kicks: attach rings the doorbell. */
-		if (sleep)
-			kni_sleep(&kni_single_waker);
+		kni_wait(&kni_single_waker, how, sleep);
 		mutex_lock(&kni_single_lock);
 		kni_sleep_end(&kni_single_list);
 		mutex_unlock(&kni_single_lock);
-		pace.idle_passes = 0;
-		if (!sleep)
-			usleep_range(kni_poll_interval_us, 2 * kni_poll_interval_us);
 	}
 	return 0;
 }
@@ -164,14 +187,12 @@ static int kni_thread_dev_fn(void *arg)
 	/* A list of one, for kni_sleep_prepare(); thread_node is unused in this mode. */
 	list_add(&kd->thread_node, &one);
 	while (!kthread_should_stop()) {
-		if (!kni_thread_pause(&pace, kni_dev_poll(kd)))
+		enum kni_pause how = kni_thread_pause(&pace, kni_dev_poll(kd));
+
+		if (how == KNI_PASS)
 			continue;
-		if (kni_sleep_prepare(kd->waker, &one))
-			kni_sleep(kd->waker);
-		else
-			usleep_range(kni_poll_interval_us, 2 * kni_poll_interval_us);
+		kni_wait(kd->waker, how, kni_sleep_prepare(kd->waker, &one));
 		kni_sleep_end(&one);
-		pace.idle_passes = 0;
 	}
 	list_del_init(&kd->thread_node);
 	return 0;

@@ -389,9 +389,11 @@ void DataPlane::Run() {
         for (auto& l : links_) work |= Service(l);
         return work;
       },
-      // Sleep only if every source of work wakes us: ports by their fds
-      // (a generator has none), the kernel through the doorbell.
-      [this] {
+      // Wait announced only if every source of work wakes us: ports by
+      // their fds (a generator has none), the kernel through the doorbell.
+      // Every idle wait is announced, so the kernel signals a frame on tx_q
+      // at once; `sleeps` counts the long ones.
+      [this](bool deep) {
         for (auto& l : links_) {
           if (l.port->Pending()) return false;
           l.iface->SetUserSleeping(true);
@@ -400,7 +402,8 @@ void DataPlane::Run() {
         std::atomic_thread_fence(std::memory_order_seq_cst);
         for (auto& l : links_)
           if (l.iface->Pending()) return false;
-        for (auto& l : links_) Add(l.iface->stats.sleeps, 1);
+        if (deep)
+          for (auto& l : links_) Add(l.iface->stats.sleeps, 1);
         return true;
       },
       [this] {

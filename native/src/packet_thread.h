@@ -55,10 +55,13 @@ class Waker {
 
 // Names the calling thread, pins it to `cpu` (-1: any), then calls pass()
 // until `stop` is set. After a pass that returns false (nothing moved) it
-// waits up to idle_us for one of `fds` (or the waker) to become readable.
-// After kIdlePasses of those in a row it asks prepare_sleep() whether every
-// source of work can wake it; if so it waits on them with no short timeout,
-// then calls end_sleep(). Whoever sets `stop` wakes the waker.
+// asks prepare_sleep(deep) whether every source of work can wake it (and
+// announces the wait to them: the kernel then signals the waker instead of
+// leaving a frame to wait out the timer). If so it waits on `fds` and the
+// waker, up to idle_us, or with no short timeout once kIdlePasses idle passes
+// came in a row (deep); then it calls end_sleep(). If not (a generator that
+// no fd announces), it waits up to idle_us on the fds alone. Whoever sets
+// `stop` wakes the waker.
 template <typename Pass, typename PrepareSleep, typename EndSleep>
 void RunPacketLoop(const char* name, int cpu, std::vector<pollfd> fds, unsigned idle_us, const std::atomic<bool>& stop,
                    Waker& waker, Pass pass, PrepareSleep prepare_sleep, EndSleep end_sleep) {
@@ -76,18 +79,16 @@ void RunPacketLoop(const char* name, int cpu, std::vector<pollfd> fds, unsigned 
       idle = 0;
       continue;
     }
-    bool asleep = false;
-    if (++idle >= kIdlePasses) {
-      idle = 0;
-      asleep = prepare_sleep();
-      if (!asleep) end_sleep();
-    }
-    long ns = asleep ? kSleepNs : static_cast<long>(idle_us) * 1000;
+    const bool deep = ++idle >= kIdlePasses;
+    if (deep) idle = 0;
+    const bool announced = prepare_sleep(deep);
+    if (!announced) end_sleep();
+    long ns = announced && deep ? kSleepNs : static_cast<long>(idle_us) * 1000;
     timespec ts{ns / 1000000000L, ns % 1000000000L};
     // A signal that comes late (after end_sleep) would keep the waker
     // readable and turn every short wait into a spin: drain it whenever it fired.
     if (ppoll(fds.data(), fds.size(), &ts, nullptr) > 0 && (fds.back().revents & POLLIN)) waker.Drain();
-    if (asleep) end_sleep();
+    if (announced) end_sleep();
   }
 }
 

@@ -66,7 +66,7 @@ void Relay::Run() {
         work |= Forward(*b_, *a_, b_to_a);
         return work;
       },
-      [this] { return !a_->Pending() && !b_->Pending(); }, [] {});
+      [this](bool) { return !a_->Pending() && !b_->Pending(); }, [] {});
 }
 
 }  // namespace kniv
