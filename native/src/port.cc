@@ -65,6 +65,9 @@ bool Port::SendFinished(const TxFrame& f) {
 
 namespace {
 
+// An AF_PACKET port's receive buffer: about 100 super-frames of 64 KiB.
+constexpr int kPortRcvBuf = 8 << 20;
+
 class FdPort : public Port {
  public:
   explicit FdPort(int fd) : fd_(fd) {}
@@ -266,6 +269,13 @@ std::unique_ptr<Port> OpenPacketPort(const std::string& ifname, int* err) {
   mr.mr_ifindex = static_cast<int>(ifindex);
   mr.mr_type = PACKET_MR_PROMISC;
   int one = 1;
+  // Room for a burst of super-frames: each is 64 KiB, and the default
+  // receive buffer (about 200 KiB) holds three, so a peer's TSO stream
+  // overflowed it while the data plane was busy. A TAP queues 1000 frames
+  // of any size. Without CAP_NET_ADMIN the limit is net.core.rmem_max.
+  int rcvbuf = kPortRcvBuf;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
   if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0 ||
       bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0 ||
       setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0 ||
