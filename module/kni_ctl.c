@@ -307,9 +307,9 @@ static long kni_ioctl_release(struct kni_ctx *ctx, void __user *uarg)
 }
 
 /*
- * KNI_IOCTL_KICK: wake the polling thread of an interface this file created
- * or attached. ctx->lock keeps the interface alive: it leaves the file's
- * lists before it is destroyed.
+ * KNI_IOCTL_KICK: pass over an interface this file created or attached, and
+ * wake its polling thread for what is left (kni_dev_kick()). ctx->lock keeps
+ * the interface alive: it leaves the file's lists before it is destroyed.
  */
 static long kni_ioctl_kick(struct kni_ctx *ctx, void __user *uarg)
 {
@@ -324,7 +324,7 @@ static long kni_ioctl_kick(struct kni_ctx *ctx, void __user *uarg)
 	mutex_lock(&ctx->lock);
 	kd = __kni_ctx_find_mappable(ctx, rel.id);
 	if (kd)
-		kni_thread_kick(kd);
+		kni_dev_kick(kd);
 	mutex_unlock(&ctx->lock);
 	return kd ? 0 : -ENOENT;
 }

@@ -154,14 +154,37 @@ static bool kni_rx_poll(struct kni_dev *kd)
 	return n != 0;
 }
 
-/* Called by the polling thread only; returns true if it found work. */
+/* One pass over kd (the polling thread's); returns true if it found work. */
 bool kni_dev_poll(struct kni_dev *kd)
 {
 	bool busy;
 
+	mutex_lock(&kd->poll_lock);
 	busy = kni_rx_poll(kd);
 	busy |= kni_resp_poll(kd);
+	mutex_unlock(&kd->poll_lock);
 	return busy;
+}
+
+/*
+ * KNI_IOCTL_KICK: the producer that rang does the pass itself, in its own
+ * context, unless a pass is under way: a frame it queued on rx_q reaches the
+ * socket or the stack without waiting for the polling thread to be
+ * scheduled. The thread is woken for what is left (more than a pass takes,
+ * frames waiting for a socket reader) and whenever the pass could not run.
+ */
+void kni_dev_kick(struct kni_dev *kd)
+{
+	bool left = true;
+
+	if (mutex_trylock(&kd->poll_lock)) {
+		kni_rx_poll(kd);
+		kni_resp_poll(kd);
+		mutex_unlock(&kd->poll_lock);
+		left = kni_dev_pending(kd);
+	}
+	if (left)
+		kni_thread_kick(kd);
 }
 
 /*

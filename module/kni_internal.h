@@ -209,7 +209,11 @@ struct kni_dev {
 	/* KNI_IOCTL_NOTIFY: swapped with xchg(), read under RCU. */
 	struct eventfd_ctx __rcu *notify;
 
-	/* Polling thread only: consumer of rx_q and resp_q, producer of free_q. */
+	/*
+	 * Under poll_lock (one pass at a time: the polling thread's, or a
+	 * KNI_IOCTL_KICK's): consumer of rx_q and resp_q, producer of free_q.
+	 */
+	struct mutex poll_lock;
 	struct kni_ring rx_q;
 	struct kni_ring free_q;
 	struct kni_ring resp_q;
@@ -272,6 +276,7 @@ void kni_ctl_unlink(struct kni_dev *kd);
 struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req);
 void kni_dev_destroy(struct kni_dev *kd);
 bool kni_dev_poll(struct kni_dev *kd);
+void kni_dev_kick(struct kni_dev *kd);
 bool kni_dev_pending(struct kni_dev *kd);
 void kni_user_wake(struct kni_dev *kd);
 

@@ -496,6 +496,7 @@ struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req)
 	kd->vnet_hdr = kni_vnet_hdr_default;
 	u64_stats_init(&kd->rx.syncp);
 	u64_stats_init(&kd->tx.syncp);
+	mutex_init(&kd->poll_lock);
 	mutex_init(&kd->req_mutex);
 	spin_lock_init(&kd->req_lock);
 	init_waitqueue_head(&kd->req_wq);
