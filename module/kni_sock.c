@@ -428,13 +428,13 @@ static int kni_sock_pin(struct kni_sock_pin *p, struct iov_iter *from, size_t le
 		struct page *pages[16];
 		size_t start, left;
 		ssize_t got;
-		int i;
+		int i, got_pages;
 
 		got = iov_iter_get_pages2(from, pages, len - done, ARRAY_SIZE(pages), &start);
-		if (got <= 0 || p->n + DIV_ROUND_UP(start + got, PAGE_SIZE) > (unsigned int)npages) {
-			if (got > 0)
-				for (i = 0; i < DIV_ROUND_UP(start + got, PAGE_SIZE); i++)
-					put_page(pages[i]);
+		got_pages = got > 0 ? DIV_ROUND_UP(start + got, PAGE_SIZE) : 0;
+		if (got <= 0 || p->n + got_pages > (unsigned int)npages) {
+			for (i = 0; i < got_pages; i++)
+				put_page(pages[i]);
 			kni_sock_unpin(p);
 			return -EFAULT;
 		}

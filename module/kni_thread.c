@@ -138,6 +138,8 @@ static void kni_sleep_end(struct list_head *list)
  */
 static void kni_wait(struct kni_waker *w, enum kni_pause how, bool announced)
 {
+	ktime_t nap = ns_to_ktime((u64)kni_poll_interval_us * NSEC_PER_USEC);
+
 	if (!announced) {
 		usleep_range(kni_poll_interval_us, 2 * kni_poll_interval_us);
 		return;
@@ -145,8 +147,9 @@ static void kni_wait(struct kni_waker *w, enum kni_pause how, bool announced)
 	if (how == KNI_SLEEP)
 		wait_event_interruptible(w->wq, READ_ONCE(w->kicked) || kthread_should_stop());
 	else
-		wait_event_interruptible_hrtimeout(w->wq, READ_ONCE(w->kicked) || kthread_should_stop(),
-						   ns_to_ktime((u64)kni_poll_interval_us * NSEC_PER_USEC));
+		wait_event_interruptible_hrtimeout(w->wq,
+						   READ_ONCE(w->kicked) || kthread_should_stop(),
+						   nap);
 }
 
 static int kni_thread_single_fn(void *unused)
