@@ -53,7 +53,7 @@ test('/v1/system: kernel, module parameters, qemu, versions, state directory and
   const s = res.json();
   t.like(s, {
     kernel: '6.1.0-99-amd64',
-    kni: { loaded: true, abiVersion: 4, parameters: { kthread_mode: 'single' } },
+    kni: { loaded: true, abiVersion: 5, parameters: { kthread_mode: 'single' } },
     vhostNet: true,
     qemu: { available: true, version: '7.2.0' },
     versions: { kniv: '0.1.0-test', node: process.version, database: 1 },
