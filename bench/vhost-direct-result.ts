@@ -52,6 +52,19 @@ export const VhostDirectConfigSchema = z
     repeat: z.number().int().min(1).max(20).default(3),
     /** The data plane and relay threads' sleep when idle, µs (the service's default). */
     idleUs: z.number().int().min(1).max(100_000).default(200),
+    /**
+     * The KNI interface's pool: a 64 KiB frame takes 33 of its 2 KiB
+     * buffers, so the default holds about 250 (a TAP queues 1000 frames of
+     * any size). A small pool makes the sender wait for room.
+     */
+    kniBufCount: z.number().int().min(64).max(65536).default(8192),
+    kniFifoEntries: z
+      .number()
+      .int()
+      .min(16)
+      .max(65536)
+      .refine((n) => (n & (n - 1)) === 0, 'a power of two')
+      .default(4096),
   })
   .strict();
 export type VhostDirectConfig = z.output<typeof VhostDirectConfigSchema>;

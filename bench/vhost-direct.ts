@@ -41,8 +41,6 @@ const PEER_NS = 'kniv-vd-peer';
 const VETH_LOCAL = 'kvdA';
 const VETH_PEER = 'kvdB';
 const KNI_IF = 'kvdk0';
-const BUF_COUNT = 8192;
-const FIFO_ENTRIES = 4096;
 const RELAY_TAP = 'kvdt0';
 const PEER_TAP = 'kvdt1';
 /** Data frames go here: blackholed in the peer, so its stack drops them without an ICMP error. */
@@ -154,10 +152,14 @@ class Bench {
   private async up(path: Path, vnetHdr: boolean): Promise<Backend> {
     const { idleUs } = this.config;
     if (path === 'kni') {
-      // A pool for super-frames: a 64 KiB frame takes 33 of the 2 KiB
-      // buffers, so the default 2048 hold about 60 (half of them lent to
-      // alloc_q), where a TAP queues 1000 frames of any size.
-      const iface: KniInterface = this.kni.create({ name: KNI_IF, mac: VIA_VETH.driverMac, bufCount: BUF_COUNT, fifoEntries: FIFO_ENTRIES });
+      // A pool for super-frames (config.kniBufCount): with the interface
+      // default of 2048 buffers about 60 of them fit, half lent to alloc_q.
+      const iface: KniInterface = this.kni.create({
+        name: KNI_IF,
+        mac: VIA_VETH.driverMac,
+        bufCount: this.config.kniBufCount,
+        fifoEntries: this.config.kniFifoEntries,
+      });
       let dp: DataPlane | undefined;
       try {
         dp = new DataPlane([{ iface, port: { kind: 'packet', ifname: VETH_LOCAL } }], { idleUs });

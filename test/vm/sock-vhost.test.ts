@@ -142,7 +142,10 @@ test.serial('sock_en = 1 failing in sock_alloc_file() (ENFILE) returns the error
 
 test.serial('a guest sending faster than the data plane drains is paced, not dropped: vhost waits for room on tx_q', async (t) => {
   const logSince = await kernelLogSince();
-  const result = await runVhostDirect({ seconds: 2, repeat: 1, paths: ['kni'], workloads: ['frames', 'stream'], directions: ['to-port'], vnetHdr: [true] }, (l) => t.log(l));
+  // A small pool (about 7 super-frames lent to alloc_q, 256 tx_q entries), so
+  // that the data plane cannot keep up with either workload and vhost must wait.
+  const pool = { kniBufCount: 512, kniFifoEntries: 256 };
+  const result = await runVhostDirect({ seconds: 2, repeat: 1, paths: ['kni'], workloads: ['frames', 'stream'], directions: ['to-port'], vnetHdr: [true], ...pool }, (l) => t.log(l));
   t.is(result.runs.length, 2);
   for (const r of result.runs) {
     const c = r.counters;
