@@ -9,6 +9,7 @@ import { kvmUsable } from '../qemu/accel.js';
 import { hostLoad, refuseVmOptions, runHereInAppliance, vmChoice, writeResult } from './cli-common.js';
 import { ensureHelper, runExceptionPath } from './exception-path.js';
 import {
+  casesOf,
   DirectionSchema,
   ExceptionPathConfigSchema,
   ExceptionPathResultSchema,
@@ -18,6 +19,7 @@ import {
   PathSchema,
   poolPairs,
   summarise,
+  WorkloadSchema,
   type ExceptionPathConfig,
   type ExceptionPathResult,
 } from './result.js';
@@ -34,6 +36,7 @@ const table: OptionsTable = {
   size: { type: 'string', multiple: true, value: 'BYTES', help: 'Ethernet frame size without FCS, 60..1514 (default 64 and 1500)' },
   path: { type: 'string', multiple: true, value: 'kni|tap', help: 'paths to measure (default both)' },
   direction: { type: 'string', multiple: true, value: 'to-linux|from-linux', help: 'directions to measure (default both)' },
+  workload: { type: 'string', multiple: true, value: 'udp|tcp', help: 'udp: a UDP socket per frame size; tcp: a TCP stream through the port (default both)' },
   'idle-us': { type: 'string', value: 'N', help: 'data plane and relay sleep when idle, in µs (default 200)' },
   'kni-param': { type: 'string', multiple: true, value: 'NAME=VALUE', help: 'kni.ko parameter at VM boot, e.g. kthread_mode=multiple' },
   'vm-cpus': { type: 'string', value: 'N', help: 'vCPUs of the appliance VM (default 2)' },
@@ -45,7 +48,8 @@ const table: OptionsTable = {
 
 const USAGE = 'kniv bench exception-path [options]';
 const SUMMARY = `Measures packets per second and Gbit/s between the data plane and a Linux UDP
-socket, through a KNI interface and through a TAP device, in both directions,
+socket, and a Linux TCP stream to a peer behind the port (offloads on),
+through a KNI interface and through a TAP device, in both directions,
 side by side in one run inside the appliance VM, and what the host gave the VM
 during each run. Under TCG the figures are emulation speed: compare KNI with
 TAP, not with real hardware. docs/bench.md describes the method.`;
@@ -71,6 +75,7 @@ function configFrom(values: Record<string, unknown>): Partial<ExceptionPathConfi
   const sizes = many('size', values.size, (v) => FrameBytesSchema.parse(Number(v)));
   const paths = many('path', values.path, (v) => PathSchema.parse(v));
   const directions = many('direction', values.direction, (v) => DirectionSchema.parse(v));
+  const workloads = many('workload', values.workload, (v) => WorkloadSchema.parse(v));
   if (seconds !== undefined) c.seconds = seconds;
   if (warmup !== undefined) c.warmupSeconds = warmup;
   if (repeat !== undefined) c.repeat = repeat;
@@ -78,6 +83,7 @@ function configFrom(values: Record<string, unknown>): Partial<ExceptionPathConfi
   if (sizes) c.frameBytes = [...new Set(sizes)];
   if (paths) c.paths = [...new Set(paths)];
   if (directions) c.directions = [...new Set(directions)];
+  if (workloads) c.workloads = [...new Set(workloads)];
   if (values.profile) c.profile = true;
   return c;
 }
@@ -92,6 +98,7 @@ function configArgs(c: Partial<ExceptionPathConfig>): string[] {
   for (const s of c.frameBytes ?? []) a.push('--size', String(s));
   for (const p of c.paths ?? []) a.push('--path', p);
   for (const d of c.directions ?? []) a.push('--direction', d);
+  for (const w of c.workloads ?? []) a.push('--workload', w);
   if (c.profile) a.push('--profile');
   return a;
 }
@@ -184,7 +191,7 @@ class WindowSampler extends Writable {
 function output(result: ExceptionPathResult, json: string | undefined, kernelLabel: string, extra: string): number {
   writeResult(result, json, 'exception-path', kernelLabel, formatTable(result), extra);
   const empty = result.runs.filter((r) => r.received.packets === 0 || r.sent.packets === 0);
-  for (const r of empty) process.stderr.write(`kniv bench: ${r.path} ${r.direction} ${r.frameBytes} B (run ${r.repeat}) moved no packets\n`);
+  for (const r of empty) process.stderr.write(`kniv bench: ${r.path} ${r.workload} ${r.direction} ${r.frameBytes} B (run ${r.repeat}) moved no packets\n`);
   return empty.length === 0 ? 0 : 1;
 }
 
@@ -207,7 +214,7 @@ async function exceptionPath(argv: string[]): Promise<number> {
 
   if (values['mark-windows']) throw new UsageError('--mark-windows goes with --here');
   const { kernel, vmCpus } = vmChoice(values);
-  const cases = full.paths.length * full.directions.length * full.frameBytes.length * full.repeat;
+  const cases = full.paths.length * full.directions.length * casesOf(full).length * full.repeat;
   // Only a guard against a hung run: a busy shared host can make a run several
   // times slower, and perf's report alone takes a minute or more under TCG.
   const perCase = full.seconds + full.warmupSeconds + 30 + (full.profile ? 240 : 0);

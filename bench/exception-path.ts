@@ -11,6 +11,11 @@
 //    KNI: udp-blast send ─ socket ─ IP/UDP ─ kni ndo_start_xmit ─ alloc_q/tx_q ═ data plane ─ sink
 //    TAP: udp-blast send ─ socket ─ IP/UDP ─ tun xmit ─ read(tap fd) ─ port relay ─ sink
 //
+//  tcp (a bulk stream, offloads on both paths; to-linux: the peer sends)
+//    KNI: socket ─ TCP/IP ─ kni netdev ═ data plane ─ AF_PACKET (vnet) kveA ─ veth ─ kveB ─ TCP/IP ─ peer socket
+//    TAP: socket ─ TCP/IP ─ tap (vnet, TSO) ─ relay ─ AF_PACKET (vnet) kveA ─ veth ─ kveB ─ TCP/IP ─ peer socket
+//  The peer is a network namespace; both ends are udp-blast (tcp-send, tcp-recv).
+//
 // Each run creates its device with an address on its own /24, a permanent
 // neighbour entry for the peer and IPv6 off, so no ARP, neighbour discovery or
 // IPv6 traffic mixes in, and removes it afterwards.
@@ -21,16 +26,19 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { DataPlane, Kni, moduleInfo, PortRelay, type KniInterface } from '../native/index.js';
-import { addSwitches, ensureCTool, kniEthtool, netdev, procStatCpu, softnet, taskCpu, tasksNamed, taskSwitches, type Switches } from './proc.js';
+import { addSwitches, ensureCTool, kniEthtool, netdev, procStatCpu, softnet, taskCpu, tasksNamed, taskSwitches, USER_HZ, type Switches } from './proc.js';
 import {
+  casesOf,
   ExceptionPathConfigSchema,
   FRAME_OVERHEAD,
   summarise,
+  TCP_SEGMENT_PAYLOAD,
   type BenchPath,
   type Direction,
   type ExceptionPathConfig,
   type ExceptionPathResult,
   type Run,
+  type Workload,
 } from './result.js';
 
 interface Endpoint {
@@ -49,6 +57,13 @@ const ENDPOINTS: Record<BenchPath, Endpoint> = {
 };
 
 const ip = (...args: string[]) => execa('ip', args);
+
+/** The TCP case's far end: a namespace behind a veth whose host side is the port. */
+const TCP_PEER_NS = 'kniv-ep-peer';
+const TCP_PORT_IF = 'kveA';
+const TCP_PEER_IF = 'kveB';
+/** The KNI interface's pool for the TCP case: room for a window of 64 KiB super-frames, as vhost-direct's. */
+const TCP_KNI_POOL = { bufCount: 8192, fifoEntries: 4096 };
 
 // Frames ----------------------------------------------------------------------
 
@@ -224,7 +239,8 @@ interface Forwarder {
 
 interface Snapshot {
   at: bigint;
-  helper: HelperReport;
+  /** The measured helper's report, then the other end's (tcp). */
+  helpers: HelperReport[];
   forwarded: number;
   counters: Record<string, number>;
   cpu: ReturnType<typeof procStatCpu>;
@@ -236,6 +252,7 @@ class Bench {
   private readonly kni = new Kni();
   private iface: KniInterface | undefined;
   private tap = false;
+  private peer = false;
 
   constructor(
     private readonly config: ExceptionPathConfig,
@@ -252,10 +269,11 @@ class Bench {
    * during its runs: an idle KNI interface still costs its kernel thread's
    * polling, which must not be charged to TAP.
    */
-  private async up(path: BenchPath): Promise<void> {
+  private async up(path: BenchPath, workload: Workload): Promise<void> {
     const e = ENDPOINTS[path];
+    if (workload === 'tcp') await this.peerUp(e);
     if (path === 'kni') {
-      this.iface = this.kni.create({ name: e.ifname, mac: e.localMac });
+      this.iface = this.kni.create({ name: e.ifname, mac: e.localMac, ...(workload === 'tcp' ? TCP_KNI_POOL : {}) });
       // Bringing a KNI interface up is a request a data plane answers.
       const answering = new DataPlane([{ iface: this.iface, port: { kind: 'sink' } }], { idleUs: this.config.idleUs });
       try {
@@ -280,133 +298,216 @@ class Bench {
     await ip('neigh', 'replace', e.peerIp, 'lladdr', e.peerMac, 'dev', e.ifname, 'nud', 'permanent');
   }
 
+  /** The TCP peer: a namespace with the path's peer address on a veth, the host side left as the port. */
+  private async peerUp(e: Endpoint): Promise<void> {
+    await this.peerDown();
+    await ip('netns', 'add', TCP_PEER_NS);
+    this.peer = true;
+    await ip('link', 'add', TCP_PORT_IF, 'type', 'veth', 'peer', 'name', TCP_PEER_IF, 'netns', TCP_PEER_NS);
+    const v6 = `/proc/sys/net/ipv6/conf/${TCP_PORT_IF}/disable_ipv6`;
+    if (existsSync(v6)) writeFileSync(v6, '1');
+    await ip('link', 'set', TCP_PORT_IF, 'up');
+    const n = (...args: string[]) => ip('-n', TCP_PEER_NS, ...args);
+    await execa('ip', ['netns', 'exec', TCP_PEER_NS, 'sysctl', '-qw', `net.ipv6.conf.${TCP_PEER_IF}.disable_ipv6=1`]);
+    await n('link', 'set', 'lo', 'up');
+    await n('link', 'set', TCP_PEER_IF, 'address', e.peerMac);
+    await n('addr', 'add', `${e.peerIp}/24`, 'dev', TCP_PEER_IF);
+    await n('link', 'set', TCP_PEER_IF, 'up');
+    await n('neigh', 'replace', e.localIp, 'lladdr', e.localMac, 'dev', TCP_PEER_IF, 'nud', 'permanent');
+  }
+
+  private async peerDown(): Promise<void> {
+    await execa('ip', ['link', 'del', TCP_PORT_IF], { reject: false });
+    await execa('ip', ['netns', 'del', TCP_PEER_NS], { reject: false });
+    this.peer = false;
+  }
+
   private async down(): Promise<void> {
     if (this.tap) await execa('ip', ['tuntap', 'del', 'dev', ENDPOINTS.tap.ifname, 'mode', 'tap'], { reject: false });
     this.tap = false;
     this.iface?.release();
     this.iface = undefined;
+    if (this.peer) await this.peerDown();
   }
 
   close(): void {
     this.kni.close();
   }
 
-  private forwarder(path: BenchPath, direction: Direction, frame: Buffer | undefined): Forwarder {
+  private forwarder(path: BenchPath, direction: Direction, frame: Buffer | undefined, workload: Workload = 'udp'): Forwarder {
     const { idleUs } = this.config;
     const e = ENDPOINTS[path];
     if (path === 'kni') {
       const iface = this.iface as KniInterface;
-      const port = frame ? { kind: 'generator' as const, frame, count: 0, pps: 0 } : { kind: 'sink' as const };
+      const port =
+        workload === 'tcp'
+          ? { kind: 'packet' as const, ifname: TCP_PORT_IF }
+          : frame
+            ? { kind: 'generator' as const, frame, count: 0, pps: 0 }
+            : { kind: 'sink' as const };
       const dp = new DataPlane([{ iface, port }], { idleUs });
       return {
         packets: () => (direction === 'to-linux' ? iface.stats().toKernelPackets : iface.stats().toPortPackets),
         counters: () => {
           const s = iface.stats();
-          return { 'dp.dropNoBuffer': s.dropNoBuffer, 'dp.dropRxFull': s.dropRxFull, 'dp.dropPortError': s.dropPortError, 'dp.badBuffer': s.badBuffer };
+          return {
+            'dp.dropNoBuffer': s.dropNoBuffer,
+            'dp.dropRxFull': s.dropRxFull,
+            'dp.dropPortError': s.dropPortError,
+            'dp.badBuffer': s.badBuffer,
+            'dp.toKernelGso': s.toKernelGso,
+            'dp.toPortGso': s.toPortGso,
+            'dp.toPortCut': s.toPortCut,
+          };
         },
         stop: () => dp.stop(),
       };
     }
-    const relay = frame
-      ? new PortRelay({ kind: 'generator', frame, count: 0, pps: 0 }, { kind: 'tap', ifname: e.ifname }, { idleUs })
-      : new PortRelay({ kind: 'sink' }, { kind: 'tap', ifname: e.ifname }, { idleUs });
+    const relay =
+      workload === 'tcp'
+        ? new PortRelay({ kind: 'packet', ifname: TCP_PORT_IF }, { kind: 'tap', ifname: e.ifname, vnetHdr: true }, { idleUs })
+        : frame
+          ? new PortRelay({ kind: 'generator', frame, count: 0, pps: 0 }, { kind: 'tap', ifname: e.ifname }, { idleUs })
+          : new PortRelay({ kind: 'sink' }, { kind: 'tap', ifname: e.ifname }, { idleUs });
     const dir = () => (direction === 'to-linux' ? relay.stats().aToB : relay.stats().bToA);
     return {
       packets: () => dir().packets,
       counters: () => {
         const s = dir();
-        return { 'relay.dropSend': s.dropSend, 'relay.recvErrors': s.recvErrors };
+        return { 'relay.dropSend': s.dropSend, 'relay.recvErrors': s.recvErrors, 'relay.dropTooBig': s.dropTooBig };
       },
       stop: () => relay.stop(),
     };
   }
 
-  /** All the counters at one moment; mark() tells the host that moment. */
-  private async snapshot(path: BenchPath, helper: Helper, fwd: Forwarder, mark: () => void): Promise<Snapshot> {
+  /** All the counters at one moment; mark() tells the host that moment. helpers[0] is the measured end. */
+  private async snapshot(path: BenchPath, helpers: Helper[], fwd: Forwarder, mark: () => void): Promise<Snapshot> {
     const e = ENDPOINTS[path];
-    // The helper stamps its counters when it sees the signal; the forwarder's
-    // are read at the same moment, the slower ones after.
-    const helperReport = helper.report();
+    // The helpers stamp their counters when they see the signal; the
+    // forwarder's are read at the same moment, the slower ones after.
+    const reports = helpers.map((h) => h.report());
     const at = process.hrtime.bigint();
     const forwarded = fwd.packets();
     mark();
     const counters = fwd.counters();
-    const reported = await helperReport;
+    const reported = await Promise.all(reports);
     Object.assign(counters, udpSnmp(), softnet(), netdev(e.ifname), path === 'kni' ? await kniEthtool(e.ifname) : {});
     const sum = (paths: string[]) => paths.reduce((a, p) => a + taskCpu(p), 0);
     const switches = (paths: string[]) => paths.map(taskSwitches).reduce(addSwitches, { voluntary: 0, involuntary: 0 });
-    const helperTask = `/proc/${helper.pid}`;
+    const helperTasks = helpers.map((h) => `/proc/${h.pid}`);
     const forwarderTasks = tasksNamed('/proc/self/task', (c) => c === 'kniv-dataplane' || c === 'kniv-relay');
     const kthreads = tasksNamed('/proc', (c) => c.startsWith('kni_'));
     const threads = {
-      helper: taskCpu(helperTask),
+      helper: sum(helperTasks),
       forwarder: sum(forwarderTasks),
       kthread: sum(kthreads),
       ksoftirqd: sum(tasksNamed('/proc', (c) => c.startsWith('ksoftirqd/'))),
     };
-    const sw = { helper: switches([helperTask]), forwarder: switches(forwarderTasks), kthread: switches(kthreads) };
-    return { at, helper: reported, forwarded, counters, cpu: procStatCpu(), threads, switches: sw };
+    const sw = { helper: switches(helperTasks), forwarder: switches(forwarderTasks), kthread: switches(kthreads) };
+    return { at, helpers: reported, forwarded, counters, cpu: procStatCpu(), threads, switches: sw };
   }
 
-  async measure(path: BenchPath, direction: Direction, frameBytes: number, repeat: number): Promise<Run> {
+  /** The two ends of a TCP run, receiver first (the measured one); the receiver listens before the sender connects. */
+  private async tcpEnds(path: BenchPath, direction: Direction): Promise<Helper[]> {
+    const e = ENDPOINTS[path];
+    const port = String(e.udpPort);
+    const inPeer = ['ip', 'netns', 'exec', TCP_PEER_NS, this.helperBinary];
+    const ends: Helper[] = [];
+    try {
+      if (direction === 'to-linux') {
+        ends.push(await Helper.start(this.helperBinary, ['tcp-recv', e.localIp, port]));
+        ends.push(await Helper.start(inPeer[0] as string, [...inPeer.slice(1), 'tcp-send', e.peerIp, e.localIp, port]));
+      } else {
+        ends.push(await Helper.start(inPeer[0] as string, [...inPeer.slice(1), 'tcp-recv', e.peerIp, port]));
+        ends.push(await Helper.start(this.helperBinary, ['tcp-send', e.localIp, e.peerIp, port]));
+      }
+      return ends;
+    } catch (err) {
+      for (const h of ends.reverse()) await h.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async measure(path: BenchPath, direction: Direction, frameBytes: number, repeat: number, workload: Workload = 'udp'): Promise<Run> {
     const e = ENDPOINTS[path];
     const { seconds, warmupSeconds } = this.config;
-    let helper: Helper | undefined;
+    let helpers: Helper[] = [];
     let fwd: Forwarder | undefined;
     let measured = false;
     try {
-      await this.up(path);
-      if (direction === 'to-linux') {
-        helper = await Helper.start(this.helperBinary, ['recv', e.localIp, String(e.udpPort)]);
+      await this.up(path, workload);
+      if (workload === 'tcp') {
+        fwd = this.forwarder(path, direction, undefined, 'tcp');
+        helpers = await this.tcpEnds(path, direction);
+      } else if (direction === 'to-linux') {
+        helpers = [await Helper.start(this.helperBinary, ['recv', e.localIp, String(e.udpPort)])];
         const frame = udpFrame({ srcMac: e.peerMac, dstMac: e.localMac, srcIp: e.peerIp, dstIp: e.localIp, srcPort: 9, dstPort: e.udpPort, frameBytes });
         fwd = this.forwarder(path, direction, frame);
       } else {
         fwd = this.forwarder(path, direction, undefined);
-        helper = await Helper.start(this.helperBinary, ['send', e.localIp, e.peerIp, String(e.udpPort), String(frameBytes - FRAME_OVERHEAD)]);
+        helpers = [await Helper.start(this.helperBinary, ['send', e.localIp, e.peerIp, String(e.udpPort), String(frameBytes - FRAME_OVERHEAD)])];
       }
       await sleep(warmupSeconds * 1000);
       const index = this.windows++;
-      const a = await this.snapshot(path, helper, fwd, () => this.onWindow?.('start', index));
-      const perfData = join(this.workDir, `perf-${path}-${direction}-${frameBytes}-${repeat}.data`);
+      const a = await this.snapshot(path, helpers, fwd, () => this.onWindow?.('start', index));
+      const label = `${workload}-${path}-${direction}-${frameBytes}-${repeat}`;
+      const perfData = join(this.workDir, `perf-${label}.data`);
       const perf = this.config.profile
         ? execa('perf', ['record', '-a', '-q', '-F', '999', '-o', perfData, '--', 'sleep', String(seconds)], { all: true, reject: false })
         : undefined;
       await sleep(seconds * 1000);
-      const b = await this.snapshot(path, helper, fwd, () => this.onWindow?.('end', index));
-      const run = this.result(path, direction, frameBytes, repeat, a, b);
+      const b = await this.snapshot(path, helpers, fwd, () => this.onWindow?.('end', index));
+      const run = this.result(path, workload, direction, frameBytes, repeat, a, b);
       if (perf) run.profile = await perfProfile(perf, perfData);
+      const what = workload === 'tcp' ? 'TCP   ' : `${String(frameBytes).padStart(4)} B`;
       this.log(
-        `  ${String(repeat).padStart(2)}  ${direction.padEnd(10)} ${String(frameBytes).padStart(4)} B  ${path.toUpperCase()}  ` +
+        `  ${String(repeat).padStart(2)}  ${direction.padEnd(10)} ${what}  ${path.toUpperCase()}  ` +
           `sent ${run.sent.pps.toFixed(0).padStart(8)} pps  received ${run.received.pps.toFixed(0).padStart(8)} pps  ${run.received.gbps.toFixed(3)} Gbit/s`,
       );
       measured = true;
       return run;
     } finally {
       fwd?.stop();
-      // After a failure, the helper's own complaint must not hide the first error.
-      await helper?.stop().catch((err: unknown) => {
-        if (measured) throw err;
-      });
+      // After a failure, the helpers' own complaints must not hide the first error.
+      for (const h of [...helpers].reverse()) {
+        await h.stop().catch((err: unknown) => {
+          if (measured) throw err;
+        });
+      }
       await this.down();
     }
   }
 
-  private result(path: BenchPath, direction: Direction, frameBytes: number, repeat: number, a: Snapshot, b: Snapshot): Run {
+  private result(path: BenchPath, workload: Workload, direction: Direction, frameBytes: number, repeat: number, a: Snapshot, b: Snapshot): Run {
     const wall = Number(b.at - a.at) / 1e9;
-    const helperSeconds = Number(b.helper.ns - a.helper.ns) / 1e9;
-    const rate = (packets: number, secs: number) => {
+    const rate = (packets: number, secs: number, bytesPerPacket: number) => {
       const pps = secs > 0 ? packets / secs : 0;
-      return { packets, pps, gbps: (pps * frameBytes * 8) / 1e9 };
+      return { packets, pps, gbps: (pps * bytesPerPacket * 8) / 1e9 };
     };
-    const socket = rate(b.helper.packets - a.helper.packets, helperSeconds);
-    const forwarded = rate(b.forwarded - a.forwarded, wall);
-    const sent = direction === 'to-linux' ? forwarded : socket;
-    const received = direction === 'to-linux' ? socket : forwarded;
+    const delta = (i: number) => {
+      const x = a.helpers[i] as HelperReport;
+      const y = b.helpers[i] as HelperReport;
+      return { packets: y.packets - x.packets, bytes: y.bytes - x.bytes, seconds: Number(y.ns - x.ns) / 1e9, errors: y.errors - x.errors };
+    };
+    let sent;
+    let received;
+    if (workload === 'tcp') {
+      // Bytes of the stream, counted in MTU-sized segments; both ends report.
+      const segs = (d: ReturnType<typeof delta>) => rate(Math.round(d.bytes / TCP_SEGMENT_PAYLOAD), d.seconds, TCP_SEGMENT_PAYLOAD);
+      received = segs(delta(0));
+      sent = segs(delta(1));
+    } else {
+      const socket = rate(delta(0).packets, delta(0).seconds, frameBytes);
+      const forwarded = rate(b.forwarded - a.forwarded, wall, frameBytes);
+      sent = direction === 'to-linux' ? forwarded : socket;
+      received = direction === 'to-linux' ? socket : forwarded;
+    }
     const counters: Record<string, number> = {};
     for (const [k, v] of Object.entries(b.counters)) counters[k] = v - (a.counters[k] ?? 0);
-    if (direction === 'from-linux') counters['helper.sendErrors'] = b.helper.errors - a.helper.errors;
+    if (workload === 'udp' && direction === 'from-linux') counters['helper.sendErrors'] = delta(0).errors;
     const cpuTotal = b.cpu.total - a.cpu.total || 1;
     const share = (k: 'user' | 'system' | 'softirq' | 'idle') => (b.cpu[k] - a.cpu[k]) / cpuTotal;
+    const busySeconds = (b.cpu.total - a.cpu.total - (b.cpu.idle - a.cpu.idle)) / USER_HZ;
     const per = (k: keyof Snapshot['threads']) => (b.threads[k] - a.threads[k]) / wall;
     const rateOf = (k: keyof Snapshot['switches']) => ({
       voluntary: Math.max(0, b.switches[k].voluntary - a.switches[k].voluntary) / wall,
@@ -414,6 +515,7 @@ class Bench {
     });
     return {
       path,
+      workload,
       direction,
       frameBytes,
       repeat,
@@ -421,6 +523,7 @@ class Bench {
       sent,
       received,
       lossRatio: sent.pps > 0 ? 1 - received.pps / sent.pps : 0,
+      ...(received.packets > 0 ? { cpuUsPerPacket: (busySeconds * 1e6) / received.packets } : {}),
       counters,
       cpu: {
         user: share('user'),
@@ -464,10 +567,11 @@ export async function runExceptionPath(
   try {
     const bench = new Bench(config, dir, await ensureHelper(), log, onWindow);
     try {
+      const cases = casesOf(config);
       for (let r = 1; r <= config.repeat; r++) {
         for (const direction of config.directions) {
-          for (const frameBytes of config.frameBytes) {
-            for (const path of config.paths) runs.push(await bench.measure(path, direction, frameBytes, r));
+          for (const { workload, frameBytes } of cases) {
+            for (const path of config.paths) runs.push(await bench.measure(path, direction, frameBytes, r, workload));
           }
         }
       }

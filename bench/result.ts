@@ -5,7 +5,20 @@ import { align, fmtPps, formatHostLoad, groupBy, HostLoadSchema, median, resultH
 
 export const PATHS = ['kni', 'tap'] as const;
 export const DIRECTIONS = ['to-linux', 'from-linux'] as const;
+export const WORKLOADS = ['udp', 'tcp'] as const;
 export const PathSchema = z.enum(PATHS);
+/**
+ * udp: one UDP socket and the data plane's generator or sink, per frame size.
+ * tcp: a bulk TCP stream between a Linux socket and a peer namespace behind
+ * the port (a veth), offloads on both paths: KNI's data plane forwards over
+ * AF_PACKET with virtio-net headers, TAP's relay (IFF_VNET_HDR, TSO) likewise.
+ */
+export const WorkloadSchema = z.enum(WORKLOADS);
+export type Workload = z.infer<typeof WorkloadSchema>;
+/** A TCP run's rates count MTU-sized segments: its payload bytes / this. */
+export const TCP_SEGMENT_PAYLOAD = 1448;
+/** The frame size a TCP run is filed under: full-MTU frames on the wire. */
+export const TCP_FRAME_BYTES = 1514;
 export const DirectionSchema = z.enum(DIRECTIONS);
 export type BenchPath = z.infer<typeof PathSchema>;
 export type Direction = z.infer<typeof DirectionSchema>;
@@ -21,7 +34,7 @@ const Rate = z.number().min(0);
 export const RateSchema = z.object({
   packets: Count,
   pps: Rate,
-  /** Frame bytes (headers included, no FCS) times 8 per second, in Gbit/s. */
+  /** Frame bytes (headers included, no FCS) times 8 per second, in Gbit/s; for tcp, the stream's payload. */
   gbps: Rate,
 });
 
@@ -54,6 +67,8 @@ export const CpuSchema = z.object({
 
 export const RunSchema = z.object({
   path: PathSchema,
+  /** Added after the first version: runs without it are udp. */
+  workload: WorkloadSchema.default('udp'),
   direction: DirectionSchema,
   frameBytes: FrameBytesSchema,
   repeat: z.number().int().min(1),
@@ -71,6 +86,8 @@ export const RunSchema = z.object({
   received: RateSchema,
   /** 1 - received / sent rates: what the path dropped (queues make it approximate). */
   lossRatio: z.number(),
+  /** Busy CPU time of the whole VM (all CPUs, from /proc/stat) per received packet, in µs. */
+  cpuUsPerPacket: z.number().min(0).optional(),
   /** Deltas over the window of the counters that say where frames went. */
   counters: z.record(z.string(), z.number()),
   cpu: CpuSchema,
@@ -97,6 +114,7 @@ export type Run = z.infer<typeof RunSchema>;
 
 export const SummarySchema = z.object({
   path: PathSchema,
+  workload: WorkloadSchema.default('udp'),
   direction: DirectionSchema,
   frameBytes: FrameBytesSchema,
   runs: z.number().int().min(1),
@@ -105,6 +123,7 @@ export const SummarySchema = z.object({
   receivedPps: Rate,
   receivedGbps: Rate,
   lossRatio: z.number(),
+  cpuUsPerPacket: z.number().nullish(),
   /** Host CPU cores the VM got during the window, and received packets per host CPU-second (appliance VM only; added after the first version, hence nullish). */
   vmCores: z.number().nullish(),
   /** Host CPU cores' worth of time the VM's threads waited to run (other load on the host). */
@@ -120,6 +139,8 @@ export const ExceptionPathConfigSchema = z.object({
   frameBytes: z.array(FrameBytesSchema).min(1).default([64, 1500]),
   paths: z.array(PathSchema).min(1).default([...PATHS]),
   directions: z.array(DirectionSchema).min(1).default([...DIRECTIONS]),
+  /** Added after the first version (which measured udp only). */
+  workloads: z.array(WorkloadSchema).min(1).default([...WORKLOADS]),
   /** The data plane's and the relay's sleep when idle (DataPlane idleUs). */
   idleUs: z.number().int().min(1).max(100_000).default(200),
   /** Sample every CPU with perf during each window (costs CPU: figures drop). */
@@ -147,11 +168,13 @@ export type ExceptionPathResult = z.infer<typeof ExceptionPathResultSchema>;
 
 /** One summary row per path, direction and frame size that has runs, medians over its repeats. */
 export function summarise(runs: Run[]): Summary[] {
-  return groupBy(runs, (r) => `${r.direction}/${r.frameBytes}/${r.path}`).map((g) => {
+  return groupBy(runs, (r) => `${r.workload}/${r.direction}/${r.frameBytes}/${r.path}`).map((g) => {
     const first = g[0] as Run;
     const vm = g.flatMap((r) => (r.vm && r.vm.hostCpuSeconds > 0 ? [{ run: r, ...r.vm }] : []));
+    const cpu = g.flatMap((r) => (r.cpuUsPerPacket === undefined ? [] : [r.cpuUsPerPacket]));
     return {
       path: first.path,
+      workload: first.workload,
       direction: first.direction,
       frameBytes: first.frameBytes,
       runs: g.length,
@@ -159,6 +182,7 @@ export function summarise(runs: Run[]): Summary[] {
       receivedPps: median(g.map((r) => r.received.pps)),
       receivedGbps: median(g.map((r) => r.received.gbps)),
       lossRatio: median(g.map((r) => r.lossRatio)),
+      cpuUsPerPacket: cpu.length === g.length ? median(cpu) : null,
       vmCores: vm.length === g.length ? median(vm.map((v) => v.hostCpuSeconds / v.hostSeconds)) : null,
       vmWaitCores: vm.length === g.length && vm.every((v) => v.hostWaitSeconds !== undefined) ? median(vm.map((v) => (v.hostWaitSeconds ?? 0) / v.hostSeconds)) : null,
       receivedPerHostCpuSecond: vm.length === g.length ? median(vm.map((v) => (v.run.received.pps * v.hostSeconds) / v.hostCpuSeconds)) : null,
@@ -174,9 +198,15 @@ const fmtLoss = (n: number) => `${(Math.max(0, n) * 100).toFixed(n > 0 && n < 0.
  * KNI's figure divided by TAP's in the same repeat. The two runs of a repeat
  * follow each other, so slow changes in what the host gives the VM cancel out.
  */
-export function pairedRatio(runs: Run[], direction: Direction, frameBytes: number, figure: (r: Run) => number | undefined): number | undefined {
+export function pairedRatio(
+  runs: Run[],
+  direction: Direction,
+  frameBytes: number,
+  figure: (r: Run) => number | undefined,
+  workload: Workload = 'udp',
+): number | undefined {
   const ratios: number[] = [];
-  const cases = runs.filter((r) => r.direction === direction && r.frameBytes === frameBytes);
+  const cases = runs.filter((r) => r.direction === direction && r.frameBytes === frameBytes && r.workload === workload);
   for (const k of cases.filter((r) => r.path === 'kni')) {
     const t = cases.find((r) => r.path === 'tap' && r.repeat === k.repeat);
     const a = figure(k);
@@ -196,17 +226,24 @@ const ratio = (x: number | undefined) => (x === undefined ? '-' : `${x.toFixed(2
  * A table with a row per direction and frame size: for each path the cells
  * `cells` gives (headed by `columns`), then KNI/TAP of `figure` when both ran.
  */
+/** The workloads and frame sizes a config measures, in its order. */
+export function casesOf(c: ExceptionPathConfig): { workload: Workload; frameBytes: number }[] {
+  return c.workloads.flatMap((w): { workload: Workload; frameBytes: number }[] =>
+    w === 'tcp' ? [{ workload: w, frameBytes: TCP_FRAME_BYTES }] : c.frameBytes.map((f) => ({ workload: w, frameBytes: f })),
+  );
+}
+
 function caseTable(result: ExceptionPathResult, columns: string[], cells: (x: Summary | undefined) => string[], figure: (r: Run) => number | undefined): string[] {
   const c = result.config;
-  const header = ['direction', 'frame', ...c.paths.flatMap((p) => columns.map((col) => `${p.toUpperCase()} ${col}`))];
+  const header = ['direction', 'case', ...c.paths.flatMap((p) => columns.map((col) => `${p.toUpperCase()} ${col}`))];
   if (c.paths.length === 2) header.push('KNI/TAP');
   const rows: string[][] = [header];
   for (const d of c.directions) {
-    for (const f of c.frameBytes) {
-      const row = [d, `${f} B`];
-      const byPath = new Map(result.summary.filter((x) => x.direction === d && x.frameBytes === f).map((x) => [x.path, x]));
+    for (const { workload, frameBytes: f } of casesOf(c)) {
+      const row = [d, workload === 'tcp' ? 'TCP stream' : `${f} B`];
+      const byPath = new Map(result.summary.filter((x) => x.workload === workload && x.direction === d && x.frameBytes === f).map((x) => [x.path, x]));
       for (const p of c.paths) row.push(...cells(byPath.get(p)));
-      if (c.paths.length === 2) row.push(ratio(pairedRatio(result.runs, d, f, figure)));
+      if (c.paths.length === 2) row.push(ratio(pairedRatio(result.runs, d, f, figure, workload)));
       rows.push(row);
     }
   }
@@ -219,7 +256,7 @@ export function formatTable(result: ExceptionPathResult): string {
   const c = result.config;
   const where = s.where === 'appliance-vm' ? `appliance VM (${s.accel === 'tcg' ? 'TCG: emulated CPU, compare side by side only' : s.accel ?? '?'})` : 'this system';
   const lines = [
-    `exception path: data plane <-> Linux UDP socket, KNI vs TAP`,
+    `exception path: data plane <-> Linux UDP socket, and a Linux TCP stream through the port, KNI vs TAP`,
     `kernel ${s.kernel}, ${s.cpus} CPUs, ${where}, kthread_mode=${s.kthreadMode}, poll_interval_us=${s.pollIntervalUs ?? '?'}, idleUs=${c.idleUs}`,
     `${c.seconds} s per run after ${c.warmupSeconds} s warm-up, median of ${c.repeat}; rates are what arrived; KNI/TAP is the median of the ratios within each repeat`,
     ...(c.profile ? ['profiled with perf: the rates are lower than without --profile'] : []),
@@ -233,6 +270,14 @@ export function formatTable(result: ExceptionPathResult): string {
       (r) => r.received.pps,
     ),
   );
+  if (c.workloads.includes('tcp')) lines.push(`TCP stream: Gbit/s of payload; pps counts it in ${TCP_SEGMENT_PAYLOAD}-byte segments`);
+  if (result.summary.some((x) => x.cpuUsPerPacket != null)) {
+    lines.push(
+      '',
+      'busy CPU time of the whole VM per packet received, in µs (KNI/TAP below 1 is KNI cheaper)',
+      ...caseTable(result, ['µs/pkt'], (x) => [x?.cpuUsPerPacket != null ? x.cpuUsPerPacket.toFixed(2) : '-'], (r) => r.cpuUsPerPacket),
+    );
+  }
   if (result.summary.every((x) => x.receivedPerHostCpuSecond != null)) {
     lines.push(
       '',
@@ -300,8 +345,8 @@ export interface PooledRow {
 export function poolPairs(results: ExceptionPathResult[]): PooledRow[] {
   const groups = new Map<string, { row: Omit<PooledRow, 'pairs' | 'kniPps' | 'tapPps' | 'ratio' | 'min' | 'max'>; pairs: [Run, Run][] }>();
   for (const res of results.filter((r) => !r.config.profile)) {
-    for (const k of res.runs.filter((r) => r.path === 'kni' && r.vm)) {
-      const t = res.runs.find((r) => r.path === 'tap' && r.vm && r.repeat === k.repeat && r.direction === k.direction && r.frameBytes === k.frameBytes);
+    for (const k of res.runs.filter((r) => r.path === 'kni' && r.workload === 'udp' && r.vm)) {
+      const t = res.runs.find((r) => r.path === 'tap' && r.workload === 'udp' && r.vm && r.repeat === k.repeat && r.direction === k.direction && r.frameBytes === k.frameBytes);
       if (!t || t.received.pps <= 0) continue;
       const row = { kernel: res.system.kernel, vcpus: res.system.cpus, direction: k.direction, frameBytes: k.frameBytes, share: hostShare(k, t, res.system.cpus) };
       const key = JSON.stringify(row);

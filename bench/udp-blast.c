@@ -4,6 +4,8 @@
  *
  *   udp-blast recv ADDR PORT                  count datagrams arriving on ADDR:PORT
  *   udp-blast send SRC DST PORT PAYLOAD       send PAYLOAD-byte datagrams from SRC to DST:PORT
+ *   udp-blast tcp-recv ADDR PORT              accept one TCP connection on ADDR:PORT, read all it sends
+ *   udp-blast tcp-send SRC DST PORT           connect from SRC to DST:PORT, write as fast as it takes
  *
  * Both run until SIGTERM or SIGINT. They print "ready" once the socket is set
  * up, then one line "packets bytes ns errors" (cumulative, bytes of UDP payload,
@@ -11,12 +13,15 @@
  * the caller measures a window of its choosing without timing this process.
  * errors counts failed sends (ENOBUFS, EAGAIN); a receiver reports 0.
  * Batches of 64 through recvmmsg/sendmmsg keep the per-packet system call
- * cost out of the way of what is measured: the kernel path.
+ * cost out of the way of what is measured: the kernel path. For TCP, packets
+ * counts read or write calls (of up to 256 KiB) and bytes is the stream's
+ * payload, the figure that matters.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,7 +57,9 @@ static void die(const char *what)
 static void usage(void)
 {
 	fprintf(stderr, "usage: udp-blast recv ADDR PORT\n"
-			"       udp-blast send SRC DST PORT PAYLOAD\n");
+			"       udp-blast send SRC DST PORT PAYLOAD\n"
+			"       udp-blast tcp-recv ADDR PORT\n"
+			"       udp-blast tcp-send SRC DST PORT\n");
 	exit(2);
 }
 
@@ -76,7 +83,7 @@ static struct sockaddr_in address(const char *ip, const char *port)
 
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
-	if (*end || p < 1 || p > 65535 || inet_pton(AF_INET, ip, &sin.sin_addr) != 1) {
+	if (*end || p < 0 || p > 65535 || inet_pton(AF_INET, ip, &sin.sin_addr) != 1) {
 		fprintf(stderr, "udp-blast: bad address %s:%s\n", ip, port);
 		exit(2);
 	}
@@ -205,6 +212,95 @@ static int run_send(const char *src, const char *dst, const char *port, const ch
 	return 0;
 }
 
+#define TCP_CHUNK (256 * 1024)
+
+static int run_tcp_recv(const char *ip, const char *port)
+{
+	static char buf[TCP_CHUNK];
+	struct sockaddr_in sin = address(ip, port);
+	struct counts c = { 0 };
+	int lfd, fd = -1, one = 1;
+	ssize_t n;
+
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0)
+		die("socket");
+	if (setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		die("setsockopt SO_REUSEADDR");
+	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		die("bind");
+	if (listen(lfd, 1) < 0)
+		die("listen");
+	printf("ready\n");
+	fflush(stdout);
+
+	while (!checkpoint(&c)) {
+		if (fd < 0) {
+			fd = accept(lfd, NULL, NULL);
+			if (fd < 0 && errno != EINTR)
+				die("accept");
+			continue;
+		}
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("read");
+		}
+		if (n == 0) {
+			/* The sender went away: wait for the stop signal. */
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		c.packets++;
+		c.bytes += (uint64_t)n;
+	}
+	report(&c);
+	return 0;
+}
+
+static int run_tcp_send(const char *src, const char *dst, const char *port)
+{
+	static char buf[TCP_CHUNK];
+	struct sockaddr_in from = address(src, "0");
+	struct sockaddr_in to = address(dst, port);
+	struct counts c = { 0 };
+	int fd, tries;
+	ssize_t n;
+
+	memset(buf, 0xa5, sizeof(buf));
+	/* The listener may be a moment behind: retry for up to 5 s. */
+	for (tries = 0;; tries++) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			die("socket");
+		if (bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0)
+			die("bind");
+		if (connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0)
+			break;
+		if (tries >= 50 || (errno != ECONNREFUSED && errno != EINTR))
+			die("connect");
+		close(fd);
+		usleep(100000);
+	}
+	printf("ready\n");
+	fflush(stdout);
+
+	while (!checkpoint(&c)) {
+		n = write(fd, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("write");
+		}
+		c.packets++;
+		c.bytes += (uint64_t)n;
+	}
+	report(&c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	handle(SIGUSR1, on_report);
@@ -214,6 +310,10 @@ int main(int argc, char **argv)
 		return run_recv(argv[2], argv[3]);
 	if (argc == 6 && !strcmp(argv[1], "send"))
 		return run_send(argv[2], argv[3], argv[4], argv[5]);
+	if (argc == 4 && !strcmp(argv[1], "tcp-recv"))
+		return run_tcp_recv(argv[2], argv[3]);
+	if (argc == 5 && !strcmp(argv[1], "tcp-send"))
+		return run_tcp_send(argv[2], argv[3], argv[4]);
 	usage();
 	return 2;
 }

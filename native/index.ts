@@ -123,7 +123,8 @@ export type InterfaceOptions = z.input<typeof InterfaceOptionsSchema>;
 
 export const PortSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('packet'), ifname: IfNameSchema }),
-  z.object({ kind: z.literal('tap'), ifname: IfNameSchema }),
+  /** vnetHdr: IFF_VNET_HDR with checksum/TSO offloads, so super-frames cross whole (the relay's TCP baseline). */
+  z.object({ kind: z.literal('tap'), ifname: IfNameSchema, vnetHdr: z.boolean().default(false) }),
   z.object({
     kind: z.literal('generator'),
     frame: z.instanceof(Buffer).refine((b) => b.length >= 14 && b.length <= 65535, 'a frame of 14 to 65535 bytes'),

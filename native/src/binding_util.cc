@@ -19,7 +19,10 @@ std::unique_ptr<Port> OpenPortSpec(const Napi::Object& p, int* err, const char**
   *err = 0;
   *syscall = kind == "tap" ? "ioctl" : "socket";
   if (kind == "packet") return OpenPacketPort(p.Get("ifname").As<Napi::String>().Utf8Value(), err);
-  if (kind == "tap") return OpenTapPort(p.Get("ifname").As<Napi::String>().Utf8Value(), err);
+  if (kind == "tap") {
+    Napi::Value v = p.Get("vnetHdr");
+    return OpenTapPort(p.Get("ifname").As<Napi::String>().Utf8Value(), v.IsBoolean() && v.As<Napi::Boolean>().Value(), err);
+  }
   if (kind == "sink") return OpenSinkPort();
   Napi::Buffer<uint8_t> f = p.Get("frame").As<Napi::Buffer<uint8_t>>();
   return OpenGeneratorPort(std::vector<uint8_t>(f.Data(), f.Data() + f.Length()),

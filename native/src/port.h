@@ -83,8 +83,10 @@ class Port {
 // for the kernel on the other side to finish. Recv/RecvFlags (the relay)
 // finish them here instead: checksums completed, TCP super-frames cut.
 std::unique_ptr<Port> OpenPacketPort(const std::string& ifname, int* err);
-// A TAP device created with the given name (IFF_TAP | IFF_NO_PI).
-std::unique_ptr<Port> OpenTapPort(const std::string& ifname, int* err);
+// A TAP device created with the given name (IFF_TAP | IFF_NO_PI). With vnet,
+// IFF_VNET_HDR and checksum/TSO offloads: RecvVnet/SendFrames carry
+// super-frames and partial checksums whole, as between AF_PACKET and KNI.
+std::unique_ptr<Port> OpenTapPort(const std::string& ifname, bool vnet, int* err);
 // Generator/sink: offers `frame` up to `count` times (0 = forever) at most
 // `pps` per second (0 = as fast as the kernel takes them); consumes and
 // counts everything sent to it.

@@ -8,9 +8,10 @@ namespace kniv {
 namespace {
 
 constexpr unsigned kBurst = 64;
-// One more byte than the largest frame a port may hand over, so that a cut
-// frame (a TAP read returns at most the buffer) is seen as too big.
-constexpr size_t kBufSize = 65536 + 1;
+// One more byte than the largest frame a port may hand over (a super-frame:
+// 64 KiB of IP behind a VLAN-tagged Ethernet header), so that a cut frame (a
+// TAP read returns at most the buffer) is seen as too big.
+constexpr size_t kBufSize = 65535 + 18 + 1;
 
 }  // namespace
 
@@ -31,6 +32,7 @@ void Relay::Stop() {
 }
 
 bool Relay::Forward(Port& src, Port& dst, RelayDirectionStats& s) {
+  if (src.TakesVnet() && dst.TakesVnet()) return ForwardVnet(src, dst, s);
   bool work = false;
   for (unsigned i = 0; i < kBurst; i++) {
     long n = src.Recv(buf_.data(), buf_.size());
@@ -45,6 +47,41 @@ bool Relay::Forward(Port& src, Port& dst, RelayDirectionStats& s) {
       continue;
     }
     if (dst.Send(buf_.data(), static_cast<size_t>(n)) < 0) {
+      Add(s.drop_send, 1);
+      continue;
+    }
+    Add(s.packets, 1);
+    Add(s.bytes, static_cast<uint64_t>(n));
+  }
+  return work;
+}
+
+// Both ports speak virtio-net headers (a TAP with them, AF_PACKET): each
+// frame crosses as it came, super-frames and partial checksums included, for
+// the kernel on the far side to finish, as a vhost-net guest's would.
+bool Relay::ForwardVnet(Port& src, Port& dst, RelayDirectionStats& s) {
+  bool work = false;
+  for (unsigned i = 0; i < kBurst; i++) {
+    TxFrame f{};
+    iovec iov{buf_.data(), buf_.size()};
+    long n = src.RecvVnet(&iov, 1, &f.vnet);
+    if (n == 0) break;
+    work = true;
+    if (n < 0) {
+      Add(s.recv_errors, 1);
+      break;
+    }
+    if (static_cast<size_t>(n) >= buf_.size()) {
+      Add(s.drop_too_big, 1);
+      continue;
+    }
+    iov.iov_len = static_cast<size_t>(n);
+    f.iov = &iov;
+    f.iovcnt = 1;
+    f.len = iov.iov_len;
+    bool ok = false;
+    dst.SendFrames(&f, 1, &ok);
+    if (!ok) {
       Add(s.drop_send, 1);
       continue;
     }

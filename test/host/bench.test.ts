@@ -13,6 +13,7 @@ import {
   formatTable,
   pairedRatio,
   PATHS,
+  WORKLOADS,
   poolPairs,
   summarise,
   type Run,
@@ -42,10 +43,11 @@ test('udpFrame builds Ethernet/IPv4/UDP frames whose checksums verify', (t) => {
   }
 });
 
-const run = (path: Run['path'], direction: Run['direction'], pps: number, repeat: number): Run => ({
+const run = (path: Run['path'], direction: Run['direction'], pps: number, repeat: number, workload: Run['workload'] = 'udp'): Run => ({
   path,
+  workload,
   direction,
-  frameBytes: 64,
+  frameBytes: workload === 'tcp' ? 1514 : 64,
   repeat,
   seconds: 1,
   sent: { packets: pps, pps, gbps: (pps * 512) / 1e9 },
@@ -91,6 +93,30 @@ test('summaries are medians over repeats, and the table puts KNI and TAP side by
   const table = formatTable(resultOf(runs, { frameBytes: [64], directions: ['to-linux'] }));
   t.regex(table, /TCG/);
   t.regex(table, /to-linux\s+64 B\s+200\s+.*100\s+.*2\.00x/);
+});
+
+test('TCP stream runs are their own case, with their own KNI/TAP ratio and CPU time per packet', (t) => {
+  const cpu = (r: Run, us: number): Run => ({ ...r, cpuUsPerPacket: us });
+  const runs = [
+    cpu(run('kni', 'from-linux', 600, 1, 'tcp'), 1),
+    cpu(run('tap', 'from-linux', 200, 1, 'tcp'), 4),
+    cpu(run('kni', 'from-linux', 50, 1), 8),
+    cpu(run('tap', 'from-linux', 100, 1), 8),
+  ];
+  const summary = summarise(runs);
+  t.is(summary.length, 4);
+  t.is(summary.find((s) => s.path === 'kni' && s.workload === 'tcp')?.receivedPps, 600);
+  t.is(pairedRatio(runs, 'from-linux', 1514, (r) => r.received.pps, 'tcp'), 3);
+  t.is(pairedRatio(runs, 'from-linux', 1514, (r) => r.received.pps), undefined, 'a udp case of that size has no runs');
+  t.is(pairedRatio(runs, 'from-linux', 64, (r) => r.received.pps), 0.5);
+  const table = formatTable(resultOf(runs, { frameBytes: [64], directions: ['from-linux'], repeat: 1 }));
+  t.regex(table, /from-linux\s+TCP stream\s+600\s+.*3\.00x/);
+  t.regex(table, /from-linux\s+64 B\s+50\s+.*0\.50x/);
+  // CPU per packet: KNI 1 µs against TAP's 4 on the stream.
+  t.regex(table, /µs\/pkt[\s\S]*from-linux\s+TCP stream\s+1\.00\s+4\.00\s+0\.25x/);
+  // Results written before the workload field read as udp.
+  const { workload: _w, ...old } = run('kni', 'to-linux', 1, 1);
+  t.is(ExceptionPathResultSchema.shape.runs.element.parse(old).workload, 'udp');
 });
 
 test('bench pool groups KNI/TAP pairs by the host share both runs got', (t) => {
@@ -140,7 +166,7 @@ test('bad options are usage errors that name the option', async (t) => {
   t.regex(unknown.stderr, /unknown benchmark "nope"/);
 });
 
-test('a short real run in the appliance VM measures every path and direction and writes the JSON', async (t) => {
+test('a short real run in the appliance VM measures every path, direction and workload and writes the JSON', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kniv-bench-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'result.json');
@@ -151,25 +177,31 @@ test('a short real run in the appliance VM measures every path and direction and
   t.regex(result.system.kernel, /^6\.1\./);
   t.is(result.system.kthreadMode, 'single');
   t.deepEqual(result.config.frameBytes, [64]);
-  t.is(result.runs.length, PATHS.length * DIRECTIONS.length);
-  t.is(result.summary.length, PATHS.length * DIRECTIONS.length);
-  for (const path of PATHS) {
-    for (const direction of DIRECTIONS) {
-      const x = result.runs.find((u) => u.path === path && u.direction === direction);
-      t.truthy(x, `${path} ${direction} measured`);
-      if (!x) continue;
-      t.true(x.sent.packets > 0, `${path} ${direction}: something sent`);
-      t.true(x.received.packets > 0, `${path} ${direction}: something received`);
-      t.true(x.seconds > 0.5);
-      // The kernel verified the injected frames' checksums.
-      t.is(x.counters['udp.InCsumErrors'] ?? 0, 0);
-      // The host sampled qemu's CPU time over the window.
-      t.true((x.vm?.hostCpuSeconds ?? 0) > 0, `${path} ${direction}: qemu's CPU time over the window`);
+  t.deepEqual(result.config.workloads, [...WORKLOADS]);
+  t.is(result.runs.length, PATHS.length * DIRECTIONS.length * WORKLOADS.length);
+  t.is(result.summary.length, PATHS.length * DIRECTIONS.length * WORKLOADS.length);
+  for (const workload of WORKLOADS) {
+    for (const path of PATHS) {
+      for (const direction of DIRECTIONS) {
+        const x = result.runs.find((u) => u.path === path && u.direction === direction && u.workload === workload);
+        const what = `${workload} ${path} ${direction}`;
+        t.truthy(x, `${what} measured`);
+        if (!x) continue;
+        t.true(x.sent.packets > 0, `${what}: something sent`);
+        t.true(x.received.packets > 0, `${what}: something received`);
+        t.true((x.cpuUsPerPacket ?? 0) > 0, `${what}: CPU time per packet`);
+        t.true(x.seconds > 0.5);
+        // The kernel verified the injected frames' checksums.
+        t.is(x.counters['udp.InCsumErrors'] ?? 0, 0);
+        // The host sampled qemu's CPU time over the window.
+        t.true((x.vm?.hostCpuSeconds ?? 0) > 0, `${what}: qemu's CPU time over the window`);
+      }
     }
   }
   t.true(result.summary.every((x) => (x.receivedPerHostCpuSecond ?? 0) > 0));
   t.regex(r.stdout, /KNI\/TAP/);
   t.regex(r.stdout, /per host CPU-second/);
   t.regex(r.stdout, /from-linux\s+64 B/);
+  t.regex(r.stdout, /from-linux\s+TCP stream/);
   t.true(r.stdout.includes(file));
 });
