@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The data path's side of the shared FIFOs: the polling thread's pass over
- * an interface (rx_q into the stack or the KNI socket, free_q back, a waiting
- * socket writer woken), the eventfd that wakes a sleeping data plane, and
+ * an interface (rx_q into the stack through NAPI and GRO, or into the KNI
+ * socket; free_q back; a waiting socket writer or a stopped transmit queue
+ * woken), the eventfd that wakes a sleeping data plane, and
  * the helpers with which the owner of tx_q (ndo_start_xmit or the socket)
  * takes buffers from alloc_q and queues them on tx_q.
  *
@@ -33,10 +34,20 @@ u8 *kni_buf(const struct kni_dev *kd, u32 index)
 /*
  * Ingress: rx_q -> skb -> the stack, or the KNI socket while one is attached;
  * the buffer goes back on free_q either way.
+ *
+ * Towards the stack a pass owns the interface's NAPI context (it sets
+ * NAPI_STATE_SCHED itself, as busy polling does, instead of scheduling a
+ * softirq) and hands its frames to GRO with bottom halves off: a burst of TCP
+ * segments from the data plane reaches IP as one skb, and a pass ends with
+ * one flush instead of a softirq round per frame. The pass runs in the
+ * polling thread (kthread_mode single: one thread for all interfaces;
+ * multiple: one each) or in the data plane's KNI_IOCTL_KICK, under poll_lock
+ * either way, so the context has one owner, as NAPI wants. Should anything
+ * else own it (a socket busy-polling it), the pass falls back to netif_rx().
  */
 
 static enum kni_rx_result kni_rx_one(struct kni_dev *kd, struct kni_sock *ks,
-				     u32 index, u32 *bytes, u32 *gso)
+				     bool napi, u32 index, u32 *bytes, u32 *gso)
 {
 	struct net_device *dev = kd->netdev;
 	enum kni_rx_result result;
@@ -63,6 +74,10 @@ static enum kni_rx_result kni_rx_one(struct kni_dev *kd, struct kni_sock *ks,
 	/* Otherwise CHECKSUM_NONE: the stack verifies what userspace sent. */
 	if ((vh.flags & VIRTIO_NET_HDR_F_DATA_VALID) && skb->ip_summed == CHECKSUM_NONE)
 		skb->ip_summed = CHECKSUM_UNNECESSARY;
+	if (napi) {
+		napi_gro_receive(&kd->napi, skb);
+		return KNI_RX_OK;
+	}
 	/* A full backlog frees the skb; it was not received. */
 	if (netif_rx(skb) == NET_RX_DROP)
 		return KNI_RX_BACKLOG;
@@ -73,7 +88,7 @@ static bool kni_rx_poll(struct kni_dev *kd)
 {
 	u32 packets = 0, bytes = 0, bad_index = 0, bad_len = 0, down = 0;
 	u32 nomem = 0, backlog = 0, bad_offload = 0, gso_frames = 0;
-	bool corrupt = false, sock_full = false;
+	bool corrupt = false, sock_full = false, napi = false;
 	struct kni_sock *ks;
 	u32 n, i;
 
@@ -89,6 +104,11 @@ static bool kni_rx_poll(struct kni_dev *kd)
 		sock_full = room < n;
 		n = min(n, room);
 	}
+	if (!ks && n) {
+		local_bh_disable();
+		/* Fails while the interface is down (NAPI disabled): the frames are dropped below. */
+		napi = napi_schedule_prep(&kd->napi);
+	}
 
 	for (i = 0; i < n; i++) {
 		u32 index = kni_ring_peek(&kd->rx_q, i);
@@ -98,7 +118,7 @@ static bool kni_rx_poll(struct kni_dev *kd)
 			bad_index++;
 			continue;
 		}
-		switch (kni_rx_one(kd, ks, index, &len, &gso)) {
+		switch (kni_rx_one(kd, ks, napi, index, &len, &gso)) {
 		case KNI_RX_OK:
 			packets++;
 			bytes += len;
@@ -125,10 +145,17 @@ static bool kni_rx_poll(struct kni_dev *kd)
 		}
 		kni_ring_put(&kd->free_q, index);
 	}
+	if (!ks && n) {
+		/* GRO's held frames go up now, in this pass. */
+		if (napi)
+			napi_complete_done(&kd->napi, packets);
+		local_bh_enable();
+	}
 	if (ks && packets)
 		kni_sock_rx_wake(ks);
 	if (ks)
 		kni_sock_tx_space(ks, kd);
+	kni_net_tx_space(kd);
 	rcu_read_unlock();
 
 	if (n) {
@@ -206,6 +233,8 @@ bool kni_dev_pending(struct kni_dev *kd)
 	ks = rcu_dereference(kd->sock);
 	waiting = ks && !kd->doorbells && kni_sock_tx_waiting(ks);
 	rcu_read_unlock();
+	/* Likewise the netdev's stopped queue. */
+	waiting |= !kd->doorbells && kni_net_tx_waiting(kd);
 	return waiting || kni_ring_avail(&kd->rx_q, &corrupt) ||
 	       kni_ring_avail(&kd->resp_q, &corrupt);
 }

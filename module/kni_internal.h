@@ -148,6 +148,8 @@ struct kni_tx_stats {
 	u64 gso_frames;		/* GSO super-frames queued whole */
 	u64 csum_partial;	/* frames queued with a partial checksum to complete */
 	u64 sock_full;		/* socket sends that found no room and waited (back-pressure) */
+	u64 queue_stops;	/* the netdev's queue stopped for want of room (back-pressure) */
+	u64 drop_bad_offload;	/* stack frames whose offloads have no ABI 5 form */
 };
 
 /*
@@ -196,6 +198,12 @@ struct kni_dev {
 	struct kni_ctx *owner;		/* the file that created it */
 	struct kni_doorbell *doorbell;	/* in the region: written by both sides */
 	bool doorbells;			/* created with KNI_CREATE_F_DOORBELL */
+	bool offloads;			/* created with KNI_CREATE_F_OFFLOADS */
+	/*
+	 * NAPI context of frames for the stack: owned (NAPI_STATE_SCHED) by
+	 * the pass over rx_q that holds poll_lock, never scheduled to a softirq.
+	 */
+	struct napi_struct napi;
 
 	/* mutable */
 	struct kni_ctx *handler;	/* attached file or NULL; kni_attach_lock */
@@ -228,6 +236,13 @@ struct kni_dev {
 	struct kni_ring tx_q;
 	struct kni_tx_stats tx;
 	bool sock_tx;
+	/*
+	 * Back-pressure: buffers the frame that stopped the netdev's queue
+	 * needs (tx_q's owner writes it before stopping; the polling thread
+	 * wakes the queue once they are there).
+	 */
+	u32 tx_stop_need;
+	bool tx_pending;		/* netdev frames queued on tx_q, not yet published */
 
 	/* The KNI socket (kni_sock.c); everything here changes under kni_sock_mutex. */
 	struct kni_sock __rcu *sock;	/* RCU for the polling thread */
@@ -294,6 +309,9 @@ bool kni_tx_room(struct kni_dev *kd, u32 n);
 bool kni_tx_fits(struct kni_dev *kd, u32 n);
 bool kni_tx_fits_hint(struct kni_dev *kd, u32 n);
 void kni_tx_publish(struct kni_dev *kd);
+void kni_net_tx_space(struct kni_dev *kd);
+bool kni_net_tx_waiting(struct kni_dev *kd);
+int kni_napi_poll(struct napi_struct *napi, int budget);
 
 /* kni_frame.c: frames as buffer chains with offload metadata. */
 struct virtio_net_hdr;

@@ -38,33 +38,153 @@ static size_t kni_fifo_bytes(u32 entries)
 	return ALIGN(sizeof(struct kni_fifo) + entries * sizeof(u32), 64);
 }
 
+/*
+ * Buffers the largest frame the stack may hand over now takes: what a
+ * stopped queue waits for. A super-frame is at most gso_max_size, which
+ * create capped so that one always fits alloc_q (kni_tso_max()).
+ */
+static u32 kni_tx_max_bufs(struct kni_dev *kd)
+{
+	struct net_device *dev = kd->netdev;
+	u32 len = dev->mtu + VLAN_ETH_HLEN;
+
+	if (dev->features & NETIF_F_GSO_MASK)
+		len = max_t(u32, len, READ_ONCE(dev->gso_max_size) + VLAN_ETH_HLEN);
+	return kni_tx_bufs(kd, min_t(u32, len, KNI_FRAME_MAX));
+}
+
+/*
+ * tx_q's owner: no room for a frame of need buffers, so stop the queue
+ * until the polling thread sees the room (kni_net_tx_space()). Look once
+ * more after saying so: the thread may have passed in between. Returns
+ * whether there is room after all (the queue is running again then).
+ */
+static bool kni_tx_stop(struct kni_dev *kd, u32 need)
+{
+	struct net_device *dev = kd->netdev;
+
+	WRITE_ONCE(kd->tx_stop_need, need);
+	/* need before the stopped bit; the thread reads them in the other order. */
+	smp_mb__before_atomic();
+	netif_stop_queue(dev);
+	kni_tx_count(kd, &kd->tx.queue_stops, 1);
+	/* The data plane kicks the polling thread once it has made room. */
+	if (kd->doorbells)
+		WRITE_ONCE(kd->doorbell->kernel_tx_wait, 1);
+	/* Pairs with kni_net_tx_space()'s smp_mb() and the data plane's fence. */
+	smp_mb();
+	if (!kni_tx_fits(kd, need))
+		return false;
+	netif_start_queue(dev);
+	return true;
+}
+
+/*
+ * Publish what this burst queued once it ends (netdev_xmit_more() says
+ * another frame follows at once) or the queue stopped: one store and one
+ * doorbell per burst instead of per frame.
+ */
+static void kni_tx_flush(struct kni_dev *kd)
+{
+	if (!kd->tx_pending || (netdev_xmit_more() && !netif_queue_stopped(kd->netdev)))
+		return;
+	kd->tx_pending = false;
+	kni_tx_publish(kd);
+}
+
 static netdev_tx_t kni_start_xmit(struct sk_buff *skb, struct net_device *dev)
 {
-	/* No offloads yet: the stack gives whole frames with full checksums. */
-	static const struct virtio_net_hdr plain = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
+	struct virtio_net_hdr vh = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
 	struct kni_dev *kd = netdev_priv(dev);
-	u32 len = skb->len;
+	u32 len = skb->len, need;
 
 	/* The socket owns tx_q: see "KNI socket" in docs/abi.md. */
 	if (kd->sock_tx) {
 		kni_tx_count(kd, &kd->tx.drop_sock, 1);
 		goto drop;
 	}
-	if (len > KNI_FRAME_MAX) {
+	need = kni_tx_bufs(kd, len);
+	/* The stack never makes a frame larger than gso_max_size allows; a forwarder might. */
+	if (len > KNI_FRAME_MAX || need > kd->alloc_q.mask + 1) {
 		kni_tx_count(kd, &kd->tx.drop_too_big, 1);
 		goto drop;
 	}
-	if (!kni_tx_room(kd, kni_tx_bufs(kd, len)))
+	/*
+	 * With offloads the frame goes as the stack left it: a partial
+	 * checksum, a TCP super-frame, for the handler's port to finish.
+	 * Features the netdev does not offer never reach here, so a header
+	 * the ABI cannot carry is a counted drop, not a case.
+	 */
+	if (kd->offloads &&
+	    (virtio_net_hdr_from_skb(skb, &vh, true, false, 0) || !kni_offload_ok(&vh, len))) {
+		kni_tx_count(kd, &kd->tx.drop_bad_offload, 1);
 		goto drop;
-	kni_tx_frame(kd, &plain, NULL, skb, len);
-	kni_tx_publish(kd);
+	}
+	/* Back-pressure: the queue stops rather than drop, and this frame waits in the qdisc. */
+	if (!kni_tx_fits(kd, need) && !kni_tx_stop(kd, need)) {
+		kni_tx_flush(kd);
+		return NETDEV_TX_BUSY;
+	}
+	if (kni_tx_frame(kd, &vh, NULL, skb, len)) {
+		kni_tx_count(kd, &kd->tx.drop_bad_offload, 1);
+		goto drop;
+	}
+	kd->tx_pending = true;
 	skb_tx_timestamp(skb);
 	consume_skb(skb);
+	/* Stop before the next frame could find no room, as a NIC driver stops at a full ring. */
+	need = kni_tx_max_bufs(kd);
+	if (!kni_tx_fits(kd, need))
+		kni_tx_stop(kd, need);
+	kni_tx_flush(kd);
 	return NETDEV_TX_OK;
 
 drop:
 	kfree_skb(skb);
+	kni_tx_flush(kd);
 	return NETDEV_TX_OK;
+}
+
+/*
+ * The polling thread, in its pass over kd: the queue stopped for want of
+ * room that the data plane has made since? Then run it again. A guess from
+ * the region's counters (kni_tx_fits_hint()): the transmit path looks again.
+ * While the socket owns tx_q the queue runs regardless: the stack's frames
+ * are dropped (tx_drop_sock), not kept waiting for room that is not theirs.
+ */
+void kni_net_tx_space(struct kni_dev *kd)
+{
+	struct net_device *dev = kd->netdev;
+
+	if (!netif_running(dev) || !netif_queue_stopped(dev))
+		return;
+	/* Pairs with kni_tx_stop()'s smp_mb(). */
+	smp_mb();
+	if (!READ_ONCE(kd->sock_tx) && !kni_tx_fits_hint(kd, READ_ONCE(kd->tx_stop_need)))
+		return;
+	if (kd->doorbells)
+		WRITE_ONCE(kd->doorbell->kernel_tx_wait, 0);
+	/* The qdisc runs at once, in the softirq that bh_enable runs here. */
+	local_bh_disable();
+	netif_wake_queue(dev);
+	local_bh_enable();
+}
+
+/* Whether the queue waits for room: without doorbells the polling thread keeps passing meanwhile. */
+bool kni_net_tx_waiting(struct kni_dev *kd)
+{
+	return netif_running(kd->netdev) && netif_queue_stopped(kd->netdev);
+}
+
+/*
+ * Frames reach the stack from the pass over rx_q, which owns the NAPI
+ * context while it runs (kni_fifo.c). Scheduled any other way (a socket's
+ * busy polling, a prep that found it owned), it has nothing of its own to do.
+ */
+int kni_napi_poll(struct napi_struct *napi, int budget)
+{
+	napi_complete_done(napi, 0);
+	return 0;
 }
 
 /* ndo callbacks ---------------------------------------------------------- */
@@ -77,6 +197,7 @@ static int kni_open(struct net_device *dev)
 	err = kni_req_call(kd, KNI_REQ_LINK, 1, NULL);
 	if (err)
 		return err;
+	napi_enable(&kd->napi);
 	netif_start_queue(dev);
 	return 0;
 }
@@ -87,6 +208,8 @@ static int kni_stop(struct net_device *dev)
 	struct kni_dev *kd = netdev_priv(dev);
 
 	netif_stop_queue(dev);
+	/* Waits for a pass over rx_q that owns the NAPI context; passes never wait for RTNL. */
+	napi_disable(&kd->napi);
 	kni_req_notify(kd, KNI_REQ_LINK, 0);
 	return 0;
 }
@@ -183,6 +306,8 @@ static void kni_read_tx(const struct kni_dev *kd, struct kni_tx_stats *out)
 		out->gso_frames = kd->tx.gso_frames;
 		out->csum_partial = kd->tx.csum_partial;
 		out->sock_full = kd->tx.sock_full;
+		out->queue_stops = kd->tx.queue_stops;
+		out->drop_bad_offload = kd->tx.drop_bad_offload;
 	} while (u64_stats_fetch_retry(&kd->tx.syncp, start));
 }
 
@@ -202,8 +327,9 @@ static void kni_get_stats64(struct net_device *dev, struct rtnl_link_stats64 *s)
 	s->tx_packets = tx.packets;
 	s->tx_bytes = tx.bytes;
 	s->tx_dropped = tx.drop_no_buf + tx.drop_tx_q_full + tx.drop_too_big +
-			tx.drop_bad_index + tx.drop_sock + tx.drop_bad_vnet_hdr;
-	s->tx_errors = tx.drop_bad_index + tx.drop_bad_vnet_hdr;
+			tx.drop_bad_index + tx.drop_sock + tx.drop_bad_vnet_hdr +
+			tx.drop_bad_offload;
+	s->tx_errors = tx.drop_bad_index + tx.drop_bad_vnet_hdr + tx.drop_bad_offload;
 }
 
 static const struct net_device_ops kni_netdev_ops = {
@@ -234,7 +360,7 @@ static const char kni_stat_names[][ETH_GSTRING_LEN] = {
 	"tx_packets", "tx_bytes", "tx_drop_no_buf", "tx_drop_tx_q_full",
 	"tx_drop_too_big", "tx_drop_bad_index", "tx_fifo_corrupt",
 	"tx_drop_sock", "tx_drop_bad_vnet_hdr", "tx_gso_frames",
-	"tx_csum_partial", "tx_sock_full",
+	"tx_csum_partial", "tx_sock_full", "tx_queue_stops", "tx_drop_bad_offload",
 	"req_sent", "req_timeout", "req_dropped", "resp_stale",
 };
 
@@ -302,6 +428,8 @@ static void kni_get_ethtool_stats(struct net_device *dev,
 	*p++ = tx.gso_frames;
 	*p++ = tx.csum_partial;
 	*p++ = tx.sock_full;
+	*p++ = tx.queue_stops;
+	*p++ = tx.drop_bad_offload;
 	*p++ = req.sent;
 	*p++ = req.timeout;
 	*p++ = req.dropped;
@@ -329,6 +457,28 @@ static void kni_net_setup(struct net_device *dev)
 	dev->sysfs_groups[0] = &kni_sysfs_group;
 }
 
+/*
+ * KNI_CREATE_F_OFFLOADS: the stack may leave checksums and TCP segmentation
+ * to the handler (ethtool -K turns each off again). A super-frame is capped
+ * so that it takes at most half of alloc_q and KNI_GSO_MAX_SEGS segments:
+ * a stopped queue always has room to wait for.
+ */
+static void kni_net_offloads(struct kni_dev *kd, u32 fifo_entries)
+{
+	struct net_device *dev = kd->netdev;
+	netdev_features_t f = NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_TSO |
+			      NETIF_F_TSO6 | NETIF_F_TSO_ECN | NETIF_F_HIGHDMA;
+	u32 bufs = min(fifo_entries, kd->buf_count) / 2;
+	u32 max = min_t(u64, (u64)bufs * (kd->buf_size - KNI_BUF_HDR_SIZE),
+			KNI_FRAME_MAX) - VLAN_ETH_HLEN;
+
+	dev->hw_features = f | NETIF_F_RXCSUM;
+	dev->features = dev->hw_features;
+	dev->vlan_features = f;
+	netif_set_tso_max_size(dev, min_t(u32, max, GSO_LEGACY_MAX_SIZE));
+	netif_set_tso_max_segs(dev, KNI_GSO_MAX_SEGS);
+}
+
 static bool kni_str_ok(const char *s, size_t size)
 {
 	return memchr(s, '\0', size);
@@ -339,7 +489,7 @@ static int kni_check_create(struct kni_create *req)
 	static const u8 zero_mac[ETH_ALEN];
 	u32 frame_max, max_mtu;
 
-	if (req->flags & ~(KNI_CREATE_F_BIND | KNI_CREATE_F_DOORBELL))
+	if (req->flags & ~(KNI_CREATE_F_BIND | KNI_CREATE_F_DOORBELL | KNI_CREATE_F_OFFLOADS))
 		return -EINVAL;
 	if (!kni_str_ok(req->name, sizeof(req->name)) ||
 	    !dev_valid_name(req->name) || strchr(req->name, '%'))
@@ -480,6 +630,7 @@ struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req)
 	kd->req_slots = mem->base + req->req_slots_off;
 	kd->doorbell = mem->base + req->doorbell_off;
 	kd->doorbells = req->flags & KNI_CREATE_F_DOORBELL;
+	kd->offloads = req->flags & KNI_CREATE_F_OFFLOADS;
 	strscpy(kd->drv_name, req->drv_name, sizeof(kd->drv_name));
 	strscpy(kd->drv_version, req->drv_version, sizeof(kd->drv_version));
 	strscpy(kd->bus_info, req->bus_info, sizeof(kd->bus_info));
@@ -511,6 +662,9 @@ struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req)
 	dev->mtu = req->mtu;
 	/* Carrier stays off until the data plane writes the carrier attribute. */
 	netif_carrier_off(dev);
+	if (kd->offloads)
+		kni_net_offloads(kd, req->fifo_entries);
+	netif_napi_add(dev, &kd->napi, kni_napi_poll);
 
 	err = register_netdev(dev);
 	if (err)

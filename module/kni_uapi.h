@@ -69,6 +69,13 @@ struct kni_info {
 /* struct kni_create.flags */
 #define KNI_CREATE_F_BIND	0x00000001u	/* bind the kernel thread to .cpu */
 #define KNI_CREATE_F_DOORBELL	0x00000002u	/* doorbells: see struct kni_doorbell */
+/*
+ * The handler finishes offloads: the netdev offers SG, checksum and TSO to
+ * its stack, and what it sends reaches tx_q as the stack left it (a partial
+ * checksum, a TCP super-frame), described in the head as for the socket.
+ * Without it every tx_q frame is complete.
+ */
+#define KNI_CREATE_F_OFFLOADS	0x00000004u
 
 /*
  * struct kni_create - argument of KNI_IOCTL_CREATE

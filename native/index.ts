@@ -114,6 +114,12 @@ export const InterfaceOptionsSchema = z.object({
   bufSize: z.number().int().min(256).max(65536).multipleOf(64).default(2048),
   cpu: z.number().int().min(0).max(4095).default(0),
   bind: z.boolean().default(false),
+  /**
+   * KNI_CREATE_F_OFFLOADS: the netdev offers SG, checksum and TSO to the
+   * stack and the data plane's port finishes them (AF_PACKET and TAP with
+   * virtio-net headers whole; other ports in userspace).
+   */
+  offloads: z.boolean().default(true),
   parent: z
     .object({ driverName: InfoStringSchema, driverVersion: InfoStringSchema, busInfo: InfoStringSchema, firmwareVersion: InfoStringSchema })
     .partial()

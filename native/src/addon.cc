@@ -178,7 +178,8 @@ class ControlWrap : public Napi::ObjectWrap<ControlWrap> {
     req.buf_count = U32(o, "bufCount");
     req.buf_size = U32(o, "bufSize");
     req.cpu = U32(o, "cpu");
-    req.flags = o.Get("bind").ToBoolean() ? KNI_CREATE_F_BIND : 0;
+    req.flags = (o.Get("bind").ToBoolean() ? KNI_CREATE_F_BIND : 0) |
+                (o.Get("offloads").ToBoolean() ? KNI_CREATE_F_OFFLOADS : 0);
     Str(o, "driverName", req.drv_name, sizeof(req.drv_name));
     Str(o, "driverVersion", req.drv_version, sizeof(req.drv_version));
     Str(o, "busInfo", req.bus_info, sizeof(req.bus_info));
