@@ -106,7 +106,7 @@ static bool kni_rx_poll(struct kni_dev *kd)
 	}
 	if (!ks && n) {
 		local_bh_disable();
-		/* Fails while the interface is down (NAPI disabled): the frames are dropped below. */
+		/* Fails while the interface is down (NAPI disabled): dropped below. */
 		napi = napi_schedule_prep(&kd->napi);
 	}
 
@@ -188,7 +188,6 @@ bool kni_dev_poll(struct kni_dev *kd)
 
 	mutex_lock(&kd->poll_lock);
 	busy = kni_rx_poll(kd);
-	busy |= kni_resp_poll(kd);
 	mutex_unlock(&kd->poll_lock);
 	return busy;
 }
@@ -206,7 +205,6 @@ void kni_dev_kick(struct kni_dev *kd)
 
 	if (mutex_trylock(&kd->poll_lock)) {
 		kni_rx_poll(kd);
-		kni_resp_poll(kd);
 		mutex_unlock(&kd->poll_lock);
 		left = kni_dev_pending(kd);
 	}
@@ -216,7 +214,7 @@ void kni_dev_kick(struct kni_dev *kd)
 
 /*
  * Polling thread, about to sleep, after setting kernel_sleeping and a full
- * barrier: is anything waiting on rx_q or resp_q? A FIFO whose counter is
+ * barrier: is anything waiting on rx_q? A FIFO whose counter is
  * impossible counts as empty (kni_dev_poll() counts it).
  */
 bool kni_dev_pending(struct kni_dev *kd)
@@ -235,8 +233,7 @@ bool kni_dev_pending(struct kni_dev *kd)
 	rcu_read_unlock();
 	/* Likewise the netdev's stopped queue. */
 	waiting |= !kd->doorbells && kni_net_tx_waiting(kd);
-	return waiting || kni_ring_avail(&kd->rx_q, &corrupt) ||
-	       kni_ring_avail(&kd->resp_q, &corrupt);
+	return waiting || kni_ring_avail(&kd->rx_q, &corrupt);
 }
 
 /*

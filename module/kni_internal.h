@@ -23,7 +23,6 @@ struct sk_buff;
 /* Module parameters: set at load time, read-only after. */
 extern unsigned int kni_kthread_mode;
 extern unsigned int kni_poll_interval_us;
-extern unsigned int kni_req_timeout_ms;
 extern bool kni_vnet_hdr_default;
 
 /* Module-wide counters, reported by KNI_IOCTL_INFO so tests can prove no leaks. */
@@ -125,7 +124,7 @@ struct kni_rx_stats {
 	u64 drop_bad_len;
 	u64 drop_nomem;
 	u64 drop_down;
-	u64 fifo_corrupt;	/* rx_q, free_q, resp_q */
+	u64 fifo_corrupt;	/* rx_q, free_q */
 	u64 sock_full;		/* passes that left rx_q waiting for the socket's reader */
 	u64 drop_backlog;	/* netif_rx() refused; the core counts it in rx_dropped */
 	u64 drop_bad_offload;	/* offload fields nobody could honour */
@@ -169,9 +168,7 @@ void kni_waker_kick(struct kni_waker *w);
 /* Protected by kni_dev.req_lock. */
 struct kni_req_stats {
 	u64 sent;
-	u64 timeout;
 	u64 dropped;		/* req_q full or corrupt */
-	u64 stale;		/* resp_q entry for no waiting request */
 };
 
 /*
@@ -219,12 +216,11 @@ struct kni_dev {
 
 	/*
 	 * Under poll_lock (one pass at a time: the polling thread's, or a
-	 * KNI_IOCTL_KICK's): consumer of rx_q and resp_q, producer of free_q.
+	 * KNI_IOCTL_KICK's): consumer of rx_q, producer of free_q.
 	 */
 	struct mutex poll_lock;
 	struct kni_ring rx_q;
 	struct kni_ring free_q;
-	struct kni_ring resp_q;
 	struct kni_rx_stats rx;
 
 	/*
@@ -252,17 +248,12 @@ struct kni_dev {
 	/* Frames a socket reader's buffers could not hold (vhost's discard); any reader. */
 	atomic64_t sock_rx_drop_short;
 
-	/* Control requests. */
-	struct mutex req_mutex;		/* one waiting request at a time */
+	/* Control notifications (kni_req.c). */
 	spinlock_t req_lock;		/* the fields below and req_q as producer */
 	struct kni_ring req_q;
 	u32 req_seq;			/* last sequence number used */
-	u32 wait_seq;			/* request being waited for, 0 if none */
-	s32 wait_result;
-	bool wait_done;			/* written under req_lock, read with READ_ONCE */
 	bool dead;			/* written under req_lock, read with READ_ONCE */
 	struct kni_req_stats req;
-	wait_queue_head_t req_wq;
 };
 
 /* An interface a file attached to as request handler. */
@@ -295,10 +286,9 @@ void kni_dev_kick(struct kni_dev *kd);
 bool kni_dev_pending(struct kni_dev *kd);
 void kni_user_wake(struct kni_dev *kd);
 
-/* kni_req.c: control requests to the interface's handler. */
-int kni_req_call(struct kni_dev *kd, u32 type, u32 value, const u8 *mac);
-void kni_req_notify(struct kni_dev *kd, u32 type, u32 value);
-bool kni_resp_poll(struct kni_dev *kd);
+/* kni_req.c: control notifications to the interface's handler. */
+void kni_req_notify(struct kni_dev *kd, u32 type, u32 value, const u8 *mac);
+void kni_req_kill(struct kni_dev *kd);
 int kni_dev_set_notify(struct kni_dev *kd, int fd);
 struct kni_dev *kni_dev_from_netdev(struct net_device *dev);
 void kni_net_exit(void);

@@ -52,7 +52,6 @@ MODULE_PARM_DESC(kthread_mode,
 		 "Kernel threads: 'single' (one for all interfaces, default) or 'multiple' (one per interface)");
 
 unsigned int kni_poll_interval_us = 100;
-unsigned int kni_req_timeout_ms = 2000;
 
 /* struct kni_uint_range - bounds of an unsigned module parameter */
 struct kni_uint_range {
@@ -61,7 +60,6 @@ struct kni_uint_range {
 };
 
 static const struct kni_uint_range kni_poll_interval_range = { 10, 1000000 };
-static const struct kni_uint_range kni_req_timeout_range = { 100, 10000 };
 
 static int kni_uint_range_set(const char *val, const struct kernel_param *kp,
 			      const struct kni_uint_range *range)
@@ -84,28 +82,14 @@ static int kni_poll_interval_set(const char *val, const struct kernel_param *kp)
 	return kni_uint_range_set(val, kp, &kni_poll_interval_range);
 }
 
-static int kni_req_timeout_set(const char *val, const struct kernel_param *kp)
-{
-	return kni_uint_range_set(val, kp, &kni_req_timeout_range);
-}
-
 static const struct kernel_param_ops kni_poll_interval_ops = {
 	.set = kni_poll_interval_set,
-	.get = param_get_uint,
-};
-
-static const struct kernel_param_ops kni_req_timeout_ops = {
-	.set = kni_req_timeout_set,
 	.get = param_get_uint,
 };
 
 module_param_cb(poll_interval_us, &kni_poll_interval_ops, &kni_poll_interval_us, 0444);
 MODULE_PARM_DESC(poll_interval_us,
 		 "Idle kernel threads sleep this long (to twice as long) between polls, 10..1000000 us (default 100)");
-
-module_param_cb(req_timeout_ms, &kni_req_timeout_ops, &kni_req_timeout_ms, 0444);
-MODULE_PARM_DESC(req_timeout_ms,
-		 "How long a control request waits for userspace's answer, 100..10000 ms (default 2000)");
 
 bool kni_vnet_hdr_default;
 module_param_named(vnet_hdr, kni_vnet_hdr_default, bool, 0444);
@@ -120,9 +104,9 @@ static int __init kni_init(void)
 	if (err)
 		return err;
 
-	pr_info("loaded, ABI %u, kthread_mode=%s, poll_interval_us=%u, req_timeout_ms=%u, vnet_hdr=%d\n",
+	pr_info("loaded, ABI %u, kthread_mode=%s, poll_interval_us=%u, vnet_hdr=%d\n",
 		KNI_ABI_VERSION, kni_kthread_mode_names[kni_kthread_mode],
-		kni_poll_interval_us, kni_req_timeout_ms, kni_vnet_hdr_default);
+		kni_poll_interval_us, kni_vnet_hdr_default);
 	return 0;
 }
 

@@ -170,7 +170,7 @@ void kni_net_tx_space(struct kni_dev *kd)
 	local_bh_enable();
 }
 
-/* Whether the queue waits for room: without doorbells the polling thread keeps passing meanwhile. */
+/* Whether the queue waits for room (without doorbells the polling thread keeps passing). */
 bool kni_net_tx_waiting(struct kni_dev *kd)
 {
 	return netif_running(kd->netdev) && netif_queue_stopped(kd->netdev);
@@ -189,20 +189,22 @@ int kni_napi_poll(struct napi_struct *napi, int budget)
 
 /* ndo callbacks ---------------------------------------------------------- */
 
+/*
+ * Link, MTU and address changes are applied at once and told to the
+ * handler afterwards (kni_req.c): these run under RTNL, and nothing may wait
+ * for userspace there. What the handler cannot accept, it says in advance
+ * (min_mtu, max_mtu at create); the core checks the MTU against them.
+ */
 static int kni_open(struct net_device *dev)
 {
 	struct kni_dev *kd = netdev_priv(dev);
-	int err;
 
-	err = kni_req_call(kd, KNI_REQ_LINK, 1, NULL);
-	if (err)
-		return err;
 	napi_enable(&kd->napi);
 	netif_start_queue(dev);
+	kni_req_notify(kd, KNI_REQ_LINK, 1, NULL);
 	return 0;
 }
 
-/* Going down cannot be refused (dev_close ignores errors): notify only. */
 static int kni_stop(struct net_device *dev)
 {
 	struct kni_dev *kd = netdev_priv(dev);
@@ -210,19 +212,16 @@ static int kni_stop(struct net_device *dev)
 	netif_stop_queue(dev);
 	/* Waits for a pass over rx_q that owns the NAPI context; passes never wait for RTNL. */
 	napi_disable(&kd->napi);
-	kni_req_notify(kd, KNI_REQ_LINK, 0);
+	kni_req_notify(kd, KNI_REQ_LINK, 0, NULL);
 	return 0;
 }
 
 static int kni_change_mtu(struct net_device *dev, int new_mtu)
 {
 	struct kni_dev *kd = netdev_priv(dev);
-	int err;
 
-	err = kni_req_call(kd, KNI_REQ_MTU, new_mtu, NULL);
-	if (err)
-		return err;
 	WRITE_ONCE(dev->mtu, new_mtu);
+	kni_req_notify(kd, KNI_REQ_MTU, new_mtu, NULL);
 	return 0;
 }
 
@@ -231,15 +230,12 @@ static int kni_set_mac_address(struct net_device *dev, void *p)
 	struct kni_dev *kd = netdev_priv(dev);
 	const struct sockaddr *sa = p;
 	u8 mac[ETH_ALEN];
-	int err;
 
 	ether_addr_copy(mac, (const u8 *)sa->sa_data);
 	if (!is_valid_ether_addr(mac))
 		return -EADDRNOTAVAIL;
-	err = kni_req_call(kd, KNI_REQ_MAC, 0, mac);
-	if (err)
-		return err;
 	eth_hw_addr_set(dev, mac);
+	kni_req_notify(kd, KNI_REQ_MAC, 0, mac);
 	return 0;
 }
 
@@ -252,9 +248,9 @@ static void kni_change_rx_flags(struct net_device *dev, int change)
 	struct kni_dev *kd = netdev_priv(dev);
 
 	if (change & IFF_PROMISC)
-		kni_req_notify(kd, KNI_REQ_PROMISC, !!(dev->flags & IFF_PROMISC));
+		kni_req_notify(kd, KNI_REQ_PROMISC, !!(dev->flags & IFF_PROMISC), NULL);
 	if (change & IFF_ALLMULTI)
-		kni_req_notify(kd, KNI_REQ_ALLMULTI, !!(dev->flags & IFF_ALLMULTI));
+		kni_req_notify(kd, KNI_REQ_ALLMULTI, !!(dev->flags & IFF_ALLMULTI), NULL);
 }
 
 /* Writing /sys/class/net/<name>/carrier: the data plane says whether the link is up. */
@@ -361,7 +357,7 @@ static const char kni_stat_names[][ETH_GSTRING_LEN] = {
 	"tx_drop_too_big", "tx_drop_bad_index", "tx_fifo_corrupt",
 	"tx_drop_sock", "tx_drop_bad_vnet_hdr", "tx_gso_frames",
 	"tx_csum_partial", "tx_sock_full", "tx_queue_stops", "tx_drop_bad_offload",
-	"req_sent", "req_timeout", "req_dropped", "resp_stale",
+	"req_sent", "req_dropped",
 };
 
 #define KNI_N_STATS	ARRAY_SIZE(kni_stat_names)
@@ -431,9 +427,7 @@ static void kni_get_ethtool_stats(struct net_device *dev,
 	*p++ = tx.queue_stops;
 	*p++ = tx.drop_bad_offload;
 	*p++ = req.sent;
-	*p++ = req.timeout;
 	*p++ = req.dropped;
-	*p++ = req.stale;
 	WARN_ON_ONCE(p - data != KNI_N_STATS);
 }
 
@@ -562,15 +556,6 @@ static size_t kni_layout(struct kni_create *req)
 	return off > KNI_REGION_MAX_SIZE ? 0 : off;
 }
 
-/* No more requests: a waiting one ends with -ENODEV, later ones fail at once. */
-static void kni_req_kill(struct kni_dev *kd)
-{
-	spin_lock_bh(&kd->req_lock);
-	WRITE_ONCE(kd->dead, true);
-	spin_unlock_bh(&kd->req_lock);
-	wake_up_interruptible(&kd->req_wq);
-}
-
 static void kni_ring_init(struct kni_ring *r, struct kni_mem *mem, u32 off,
 			  u32 entries)
 {
@@ -642,15 +627,14 @@ struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req)
 	kni_ring_init(&kd->alloc_q, mem, req->alloc_q_off, req->fifo_entries);
 	kni_ring_init(&kd->free_q, mem, req->free_q_off, req->fifo_entries);
 	kni_ring_init(&kd->req_q, mem, req->req_q_off, KNI_REQ_ENTRIES);
-	kni_ring_init(&kd->resp_q, mem, req->resp_q_off, KNI_REQ_ENTRIES);
+	/* resp_q keeps its place in the layout, unused since ABI 5: never read. */
+	((struct kni_fifo *)(mem->base + req->resp_q_off))->entries = KNI_REQ_ENTRIES;
 	kd->sock_fd = -1;
 	kd->vnet_hdr = kni_vnet_hdr_default;
 	u64_stats_init(&kd->rx.syncp);
 	u64_stats_init(&kd->tx.syncp);
 	mutex_init(&kd->poll_lock);
-	mutex_init(&kd->req_mutex);
 	spin_lock_init(&kd->req_lock);
-	init_waitqueue_head(&kd->req_wq);
 
 	if (is_zero_ether_addr(req->mac))
 		eth_hw_addr_random(dev);

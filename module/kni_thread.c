@@ -8,7 +8,8 @@
  * so a producer kicks it at once instead of a frame waiting out the timer;
  * after KNI_IDLE_PASSES idle passes in a row it sleeps until kicked, so an
  * idle interface costs no CPU. Any other thread keeps polling on the timer,
- * so that responses to control requests are seen within a bounded time.
+ * so that frames on an interface without doorbells are seen within a
+ * bounded time.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 

@@ -231,8 +231,8 @@ struct kni_socket {
  * free_q  kernel -> user  buffers the kernel is done with (from rx_q)
  * alloc_q user -> kernel  empty buffers the kernel may fill
  * tx_q    kernel -> user  buffers with a frame the Linux stack sent
- * req_q   kernel -> user  sequence numbers of control requests
- * resp_q  user -> kernel  sequence numbers of answered requests
+ * req_q   kernel -> user  sequence numbers of control notifications
+ * resp_q  unused since ABI 5 (the kernel never reads it); keeps its place
  */
 struct kni_fifo {
 	__u32 write;		/* written by the producer only */
@@ -317,16 +317,17 @@ struct kni_buf {
 #define KNI_REQ_ALLMULTI	5	/* value: 1 on, 0 off */
 
 /* struct kni_request.flags */
-#define KNI_REQ_F_NOTIFY	0x00000001u	/* already done: do not answer */
+#define KNI_REQ_F_NOTIFY	0x00000001u	/* already done (always, since ABI 5) */
 
 /*
- * struct kni_request - one control request slot
+ * struct kni_request - one control notification slot
  *
- * The kernel writes slot seq % KNI_REQ_ENTRIES, then puts seq on req_q.
- * Unless KNI_REQ_F_NOTIFY is set, userspace writes result (0 to accept, a
- * negative errno to refuse) and puts the same seq on resp_q. The kernel waits
- * a bounded time (module parameter req_timeout_ms) and fails the change with
- * -ETIMEDOUT when nobody answers.
+ * A netdev change has been applied when it is notified: nothing waits for
+ * userspace (the ndo callbacks run under RTNL). The kernel writes slot
+ * seq % KNI_REQ_ENTRIES, then puts seq on req_q. Userspace reads the slot
+ * *before* it consumes the req_q entry: the kernel writes a slot again only
+ * for seq + KNI_REQ_ENTRIES, which needs that entry's room. With req_q full
+ * a notification is dropped (ethtool req_dropped) and the change stands.
  */
 struct kni_request {
 	__u32 seq;		/* kernel: never 0 */
@@ -335,7 +336,7 @@ struct kni_request {
 	__u32 value;		/* kernel */
 	__u8 mac[6];		/* kernel */
 	__u8 pad[2];
-	__s32 result;		/* user */
+	__s32 result;		/* unused since ABI 5; the kernel writes 0 */
 	__u32 reserved[9];
 };
 
@@ -347,12 +348,11 @@ struct kni_request {
  * and never signals an eventfd.
  *
  * Kernel side. After a while without work the polling thread sets
- * kernel_sleeping, issues a full barrier, looks at rx_q and resp_q once more
- * and, if both are empty, sleeps until KNI_IOCTL_KICK. A producer on rx_q or
- * resp_q therefore publishes write, issues a full barrier (seq_cst fence),
- * reads kernel_sleeping, and kicks if it is non-zero. One of the two always
- * sees the other's store, so no frame or answer waits for a kick that never
- * comes. In kthread_mode=single the thread sleeps only while every interface
+ * kernel_sleeping, issues a full barrier, looks at rx_q once more and, if
+ * it is empty, sleeps until KNI_IOCTL_KICK. A producer on rx_q therefore
+ * publishes write, issues a full barrier (seq_cst fence), reads
+ * kernel_sleeping, and kicks if it is non-zero. One of the two always sees
+ * the other's store, so no frame waits for a kick that never comes. In kthread_mode=single the thread sleeps only while every interface
  * it serves has doorbells.
  *
  * User side, mirrored. The consumer of tx_q and req_q sets user_sleeping,

@@ -24,10 +24,10 @@ interface RawStats {
 interface RawInterface {
   id: number; name: string; ifindex: number; mac: Buffer; mtu: number; minMtu: number; maxMtu: number;
   bufCount: number; bufSize: number; fifoEntries: number;
-  release(): void; respond(seq: number, result: number): void; setHandled(on: boolean): void; stats(): RawStats;
+  release(): void; stats(): RawStats;
   openSocket(cloexec: boolean): number;
 }
-interface RawRequest { seq: number; type: number; notify: boolean; value: number; mac: Buffer }
+interface RawRequest { seq: number; type: number; value: number; mac: Buffer }
 interface RawBinding {
   abiVersion: number;
   info(path?: string): ModuleInfo;
@@ -35,8 +35,8 @@ interface RawBinding {
   Control: new (path?: string) => { create(o: object): RawInterface; close(): void };
   DataPlane: new (
     links: { iface: RawInterface; port: Port }[],
-    onRequest: ((ifaceId: number, r: RawRequest) => void) | undefined,
-    opts: { defaultResult: number; idleUs: number; cpu: number },
+    onNotify: ((ifaceId: number, r: RawRequest) => void) | undefined,
+    opts: { idleUs: number; cpu: number },
   ) => { stop(): void };
 }
 
@@ -184,22 +184,18 @@ export function closeFd(fd: number): void {
 export const REQUEST_TYPES = { 1: 'mtu', 2: 'link', 3: 'mac', 4: 'promisc', 5: 'allmulti' } as const;
 export type RequestType = (typeof REQUEST_TYPES)[keyof typeof REQUEST_TYPES];
 
-/** A control request from `ip`/`ethtool` on the interface, for userspace to accept or refuse. */
-export interface ControlRequest {
+/**
+ * A control notification: a change made with `ip`/`ethtool` on the interface,
+ * which the kernel has already applied (nothing waits for userspace under
+ * RTNL). KniInterface emits them as 'notify' events while a data plane serves it.
+ */
+export interface ControlNotification {
   type: RequestType;
   /** mtu: the new MTU; link, promisc, allmulti: 1 on, 0 off. */
   value: number;
   /** mac: the new address. */
   mac: string;
 }
-
-/**
- * Decides a control request: resolve true (or nothing) to accept, false to
- * refuse with EPERM, or throw an error with a positive `errno` to refuse with it.
- */
-export type RequestHandler = (req: ControlRequest) => boolean | void | Promise<boolean | void>;
-
-const EPERM = constants.errno.EPERM;
 
 export class KniInterface extends EventEmitter {
   readonly id: number;
@@ -209,7 +205,6 @@ export class KniInterface extends EventEmitter {
   readonly mtu: number;
   readonly minMtu: number;
   readonly maxMtu: number;
-  private handler: RequestHandler | undefined;
 
   constructor(readonly raw: RawInterface, private readonly owner: Kni) {
     super();
@@ -220,19 +215,6 @@ export class KniInterface extends EventEmitter {
     this.mtu = raw.mtu;
     this.minMtu = raw.minMtu;
     this.maxMtu = raw.maxMtu;
-  }
-
-  /**
-   * Decides control requests while a data plane serves this interface.
-   * Without one, the data plane thread accepts them itself.
-   */
-  get requestHandler(): RequestHandler | undefined {
-    return this.handler;
-  }
-
-  set requestHandler(fn: RequestHandler | undefined) {
-    this.handler = fn;
-    this.raw.setHandled(fn !== undefined);
   }
 
   stats(): RawStats {
@@ -275,33 +257,10 @@ export class KniInterface extends EventEmitter {
   /** Called by the data plane on the JS thread. */
   handle(r: RawRequest): void {
     const type = REQUEST_TYPES[r.type as keyof typeof REQUEST_TYPES];
-    const req: ControlRequest = {
-      type: type ?? 'mtu',
-      value: r.value,
-      mac: [...r.mac].map((b) => b.toString(16).padStart(2, '0')).join(':'),
-    };
-    if (r.notify) {
-      this.emit('notify', req);
-      return;
-    }
-    this.emit('request', req);
-    const answer = (result: number) => {
-      try {
-        this.raw.respond(r.seq, result);
-      } catch (err) {
-        // ESTALE: the kernel gave up waiting and reused the slot; nothing to answer.
-        this.emit('error', err);
-      }
-    };
-    const handler = this.handler;
-    if (type === undefined) return answer(-constants.errno.EINVAL);
-    if (!handler) return answer(0);
-    Promise.resolve()
-      .then(() => handler(req))
-      .then(
-        (ok) => answer(ok === false ? -EPERM : 0),
-        (err: { errno?: unknown }) => answer(typeof err?.errno === 'number' && err.errno > 0 ? -err.errno : -EPERM),
-      );
+    // A type this version does not know is a newer kernel's: nothing to tell.
+    if (type === undefined) return;
+    const n: ControlNotification = { type, value: r.value, mac: [...r.mac].map((b) => b.toString(16).padStart(2, '0')).join(':') };
+    this.emit('notify', n);
   }
 }
 
@@ -373,7 +332,7 @@ export class DataPlane {
         new raw.DataPlane(
           parsed.map((l) => ({ iface: l.iface.raw, port: l.port })),
           (id, r) => byId.get(id)?.handle(r),
-          { defaultResult: 0, idleUs: o.idleUs, cpu: o.cpu },
+          { idleUs: o.idleUs, cpu: o.cpu },
         ),
     );
   }

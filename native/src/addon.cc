@@ -91,8 +91,6 @@ class InterfaceWrap : public Napi::ObjectWrap<InterfaceWrap> {
   static void Init(Napi::Env env, Napi::Object exports) {
     Napi::Function f = DefineClass(env, "Interface",
                                    {InstanceMethod("release", &InterfaceWrap::Release),
-                                    InstanceMethod("respond", &InterfaceWrap::Respond),
-                                    InstanceMethod("setHandled", &InterfaceWrap::SetHandled),
                                     InstanceMethod("openSocket", &InterfaceWrap::OpenSocket),
                                     InstanceMethod("stats", &InterfaceWrap::GetStats)});
     ctor = Napi::Persistent(f);
@@ -109,19 +107,10 @@ class InterfaceWrap : public Napi::ObjectWrap<InterfaceWrap> {
     if (r < 0) throw SystemError(info.Env(), -r, "ioctl");
     return info.Env().Undefined();
   }
-  Napi::Value Respond(const Napi::CallbackInfo& info) {
-    int r = iface->Respond(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Int32Value());
-    if (r < 0) throw SystemError(info.Env(), -r, "respond");
-    return info.Env().Undefined();
-  }
   Napi::Value OpenSocket(const Napi::CallbackInfo& info) {
     int fd = iface->OpenSocket(info[0].ToBoolean());
     if (fd < 0) throw SystemError(info.Env(), -fd, "ioctl");
     return Napi::Number::New(info.Env(), fd);
-  }
-  Napi::Value SetHandled(const Napi::CallbackInfo& info) {
-    iface->js_handles.store(info[0].ToBoolean());
-    return info.Env().Undefined();
   }
   Napi::Value GetStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -224,7 +213,7 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
     exports.Set("DataPlane", DefineClass(env, "DataPlane", {InstanceMethod("stop", &DataPlaneWrap::Stop)}));
   }
 
-  // new DataPlane(links, onRequest | undefined, { defaultResult, idleUs, cpu })
+  // new DataPlane(links, onNotify | undefined, { idleUs, cpu })
   explicit DataPlaneWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataPlaneWrap>(info) {
     Napi::Env env = info.Env();
     Napi::Array arr = info[0].As<Napi::Array>();
@@ -247,7 +236,7 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
     }
 
     bool handles = info[1].IsFunction();
-    if (handles) tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "kniv-requests", 0, 1);
+    if (handles) tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "kniv-notify", 0, 1);
     DataPlane::Post post = [this, handles](const std::shared_ptr<Interface>& k, const Request& r) {
       if (!handles) return false;
       auto* pr = new PostedRequest{k->info().id, r};
@@ -255,7 +244,6 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
         Napi::Object o = Napi::Object::New(env);
         o.Set("seq", p->r.seq);
         o.Set("type", p->r.type);
-        o.Set("notify", (p->r.flags & KNI_REQ_F_NOTIFY) != 0);
         o.Set("value", p->r.value);
         o.Set("mac", Napi::Buffer<uint8_t>::Copy(env, p->r.mac, 6));
         uint32_t id = p->iface_id;
@@ -265,8 +253,7 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
       if (st != napi_ok) delete pr;
       return st == napi_ok;
     };
-    dp_ = std::make_unique<DataPlane>(std::move(links), std::move(post), opts.Get("defaultResult").As<Napi::Number>().Int32Value(),
-                                      opts.Get("idleUs").As<Napi::Number>().Uint32Value(),
+    dp_ = std::make_unique<DataPlane>(std::move(links), std::move(post), opts.Get("idleUs").As<Napi::Number>().Uint32Value(),
                                       opts.Get("cpu").As<Napi::Number>().Int32Value());
   }
 

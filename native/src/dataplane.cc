@@ -31,8 +31,8 @@ void PutRxHeader(uint8_t* buf, kni_buf h, uint32_t len, uint32_t next) {
 
 }  // namespace
 
-DataPlane::DataPlane(std::vector<Link> links, Post post, int32_t default_result, unsigned idle_us, int cpu)
-    : links_(std::move(links)), post_(std::move(post)), default_result_(default_result), idle_us_(idle_us), cpu_(cpu) {
+DataPlane::DataPlane(std::vector<Link> links, Post post, unsigned idle_us, int cpu)
+    : links_(std::move(links)), post_(std::move(post)), idle_us_(idle_us), cpu_(cpu) {
   // The kernel signals our waker for tx_q and req_q while we sleep.
   for (auto& l : links_) l.iface->SetNotify(waker_.fd());
   thread_ = std::thread([this] { Run(); });
@@ -355,7 +355,9 @@ bool DataPlane::Service(Link& l) {
     k.KickKernel();
   }
 
-  // req_q: control requests go to JS, or get the default answer.
+  // req_q: control notifications (changes already applied) go to JS. Each
+  // slot is read before its entry is consumed: the kernel reuses a slot
+  // only once the entry 16 back is gone.
   if (uint32_t n = k.req.Avail()) {
     for (uint32_t i = 0; i < n; i++) {
       Request r;
@@ -364,11 +366,7 @@ bool DataPlane::Service(Link& l) {
         continue;
       }
       Add(s.requests, 1);
-      bool notify = r.flags & KNI_REQ_F_NOTIFY;
-      // Without a JS handler the answer is given here, so that a busy JS
-      // thread cannot make ip(8) time out.
-      bool handled = (notify || k.js_handles.load(std::memory_order_relaxed)) && post_(l.iface, r);
-      if (!handled && !notify) k.Respond(r.seq, default_result_);
+      post_(l.iface, r);
     }
     k.req.Consume(n);
     work = true;

@@ -25,11 +25,11 @@ struct Link {
 
 class DataPlane {
  public:
-  // post(iface, request) hands a request to JS; it returns false when nobody
-  // handles requests, and the data plane then answers with default_result.
+  // post(iface, notification) hands a control notification (a change the
+  // kernel already applied) to JS; false when nobody listens.
   using Post = std::function<bool(const std::shared_ptr<Interface>&, const Request&)>;
 
-  DataPlane(std::vector<Link> links, Post post, int32_t default_result, unsigned idle_us, int cpu);
+  DataPlane(std::vector<Link> links, Post post, unsigned idle_us, int cpu);
   ~DataPlane();
   void Stop();
 
@@ -44,7 +44,6 @@ class DataPlane {
 
   std::vector<Link> links_;
   Post post_;
-  int32_t default_result_;
   unsigned idle_us_;
   int cpu_;
   std::atomic<bool> stop_{false};

@@ -39,7 +39,6 @@ Interface* Interface::Create(std::shared_ptr<ControlFd> ctl, kni_create* req, in
   i->alloc = Ring(r, req->alloc_q_off, req->fifo_entries);
   i->free = Ring(r, req->free_q_off, req->fifo_entries);
   i->req = Ring(r, req->req_q_off, KNI_REQ_ENTRIES);
-  i->resp_ = Ring(r, req->resp_q_off, KNI_REQ_ENTRIES);
   i->pool.reserve(req->buf_count);
   for (uint32_t b = req->buf_count; b > 0; b--) i->pool.push_back(b - 1);
   i->owner.assign(req->buf_count, kOwnPool);
@@ -76,19 +75,6 @@ bool Interface::ReadRequest(uint32_t seq, Request* out) {
   out->value = slot->value;
   std::memcpy(out->mac, slot->mac, sizeof(out->mac));
   return true;
-}
-
-int Interface::Respond(uint32_t seq, int32_t result) {
-  if (released_) return -ENODEV;
-  auto* slot = reinterpret_cast<kni_request*>(region_ + info_.req_slots_off) + (seq & (KNI_REQ_ENTRIES - 1));
-  std::lock_guard<std::mutex> lock(resp_mu_);
-  if (__atomic_load_n(&slot->seq, __ATOMIC_RELAXED) != seq) return -ESTALE;
-  slot->result = result;
-  if (resp_.Space() == 0) return -ENOBUFS;
-  resp_.Put(seq);
-  resp_.Publish();  // the result store above is ordered before this release
-  KickKernel();
-  return 0;
 }
 
 // The doorbell's kernel-side flag: after the caller's publish, a full fence

@@ -84,8 +84,6 @@ class Interface {
 
   // KNI_IOCTL_RELEASE and unmap the region; only with no data plane attached. -errno or 0.
   int Release();
-  // Answer request seq (0 accepts, -errno refuses). -errno or 0.
-  int Respond(uint32_t seq, int32_t result);
   // The eventfd the kernel signals while user_sleeping is set (-1: none). -errno or 0.
   int SetNotify(int fd);
   // KNI_IOCTL_SOCKET: the interface's KNI socket as a new descriptor of this
@@ -117,7 +115,7 @@ class Interface {
   // plane writes, never with the shared headers.
   std::vector<uint32_t> rx_next;
   bool ReadRequest(uint32_t seq, Request* out);
-  // After publishing rx_q (or resp_q): ring the kernel's doorbell if its
+  // After publishing rx_q: ring the kernel's doorbell if its
   // thread sleeps (struct kni_doorbell). Any thread.
   void KickKernel();
   // After consuming tx_q and giving alloc_q buffers: ring the doorbell if a
@@ -135,7 +133,6 @@ class Interface {
   bool Pending() { return free.Avail() || tx.Avail() || req.Avail(); }
 
   std::atomic<bool> busy{false};         // a data plane is attached
-  std::atomic<bool> js_handles{false};   // JS decides requests; else the default answers
   Stats stats;
 
  private:
@@ -145,8 +142,6 @@ class Interface {
   uint8_t* region_ = nullptr;
   kni_doorbell* db_ = nullptr;
   bool released_ = false;
-  std::mutex resp_mu_;  // resp_q has two producers: JS handlers and the default policy
-  Ring resp_;
 };
 
 }  // namespace kniv
