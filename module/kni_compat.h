@@ -40,4 +40,14 @@
 #define ITER_SOURCE	WRITE
 #endif
 
+/* 6.3 made vma->vm_flags read-only behind vm_flags_set() and vm_flags_clear(). */
+#include <linux/mm.h>
+#ifdef KNI_HAVE_VM_FLAGS_SET
+#define kni_vm_flags_set(vma, f)	vm_flags_set(vma, f)
+#define kni_vm_flags_clear(vma, f)	vm_flags_clear(vma, f)
+#else
+#define kni_vm_flags_set(vma, f)	((vma)->vm_flags |= (f))
+#define kni_vm_flags_clear(vma, f)	((vma)->vm_flags &= ~(f))
+#endif
+
 #endif /* KNI_COMPAT_H */

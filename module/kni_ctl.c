@@ -10,6 +10,8 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/err.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
@@ -67,11 +69,33 @@ static long kni_ioctl_info(void __user *uarg)
 	return 0;
 }
 
+/*
+ * CREATE needs CAP_NET_ADMIN in the user namespace that owns the opener's
+ * network namespace, where the interface will live: root in a container
+ * with its own user and network namespaces may, as with tun.
+ */
+static bool kni_may_create(const struct kni_ctx *ctx)
+{
+	return ns_capable(ctx->net->user_ns, CAP_NET_ADMIN);
+}
+
+/*
+ * ATTACH to another opener's interface: the same effective uid as its
+ * creator, or CAP_NET_ADMIN over the interface's network namespace.
+ */
+static bool kni_may_attach(const struct kni_dev *kd)
+{
+	return uid_eq(current_euid(), kd->owner_uid) ||
+	       ns_capable(dev_net(kd->netdev)->user_ns, CAP_NET_ADMIN);
+}
+
 static long kni_ioctl_create(struct kni_ctx *ctx, void __user *uarg)
 {
 	struct kni_create req;
 	struct kni_dev *kd;
 
+	if (!kni_may_create(ctx))
+		return -EPERM;
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
 	if (req.size != sizeof(req) || req.reserved0 || req.reserved1 ||
@@ -218,6 +242,8 @@ static long kni_ioctl_attach(struct kni_ctx *ctx, void __user *uarg)
 		err = -ENODEV;
 	else if (kd->owner == ctx)
 		err = -EINVAL;
+	else if (!kni_may_attach(kd))
+		err = -EPERM;
 	else if (kd->handler)
 		err = -EBUSY;
 	else
@@ -442,8 +468,7 @@ static int kni_ctl_mmap(struct file *file, struct vm_area_struct *vma)
 	if (!mem)
 		return -ENXIO;
 
-	/* Fails if the VMA is larger than the region; sets VM_DONTEXPAND. */
-	err = remap_vmalloc_range(vma, mem->base, 0);
+	err = kni_mem_map(mem, vma);
 	if (err) {
 		kni_mem_put(mem);
 		return err;
@@ -515,7 +540,12 @@ static struct miscdevice kni_ctl_misc = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "kni",
 	.fops = &kni_ctl_fops,
-	.mode = 0600,
+	/*
+	 * Like /dev/net/tun: anyone may open it, and what an opener may do is
+	 * decided by capabilities in its network namespace's user namespace
+	 * (kni_may_create(), kni_may_attach()).
+	 */
+	.mode = 0666,
 };
 
 int kni_ctl_register(void)

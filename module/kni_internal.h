@@ -9,11 +9,13 @@
 #include <linux/netdevice.h>
 #include <linux/spinlock.h>
 #include <linux/u64_stats_sync.h>
+#include <linux/uidgid.h>
 #include <linux/wait.h>
 
 #include "kni_uapi.h"
 
 struct eventfd_ctx;
+struct vm_area_struct;
 struct kni_sock;
 struct sk_buff;
 
@@ -47,6 +49,7 @@ struct kni_mem {
 struct kni_mem *kni_mem_alloc(size_t size);
 void kni_mem_get(struct kni_mem *mem);
 void kni_mem_put(struct kni_mem *mem);
+int kni_mem_map(struct kni_mem *mem, struct vm_area_struct *vma);
 
 /*
  * struct kni_ring - the kernel's view of one struct kni_fifo
@@ -142,7 +145,7 @@ struct kni_tx_stats {
 	u64 drop_too_big;
 	u64 drop_bad_index;
 	u64 fifo_corrupt;	/* tx_q, alloc_q */
-	u64 drop_sock;		/* stack frames while the socket owns tx_q */
+	u64 drop_sock;		/* a copy of kni_dev.tx_drop_sock, for readers */
 	u64 drop_bad_vnet_hdr;	/* socket frames with a header we cannot honour */
 	u64 gso_frames;		/* GSO super-frames queued whole */
 	u64 csum_partial;	/* frames queued with a partial checksum to complete */
@@ -193,6 +196,7 @@ struct kni_dev {
 	char fw_version[KNI_STRSIZE];
 	struct kni_create layout;	/* the answer to CREATE: sizes and offsets */
 	struct kni_ctx *owner;		/* the file that created it */
+	kuid_t owner_uid;		/* its creator's effective uid, for ATTACH */
 	struct kni_doorbell *doorbell;	/* in the region: written by both sides */
 	bool doorbells;			/* created with KNI_CREATE_F_DOORBELL */
 	bool offloads;			/* created with KNI_CREATE_F_OFFLOADS */
@@ -239,6 +243,8 @@ struct kni_dev {
 	 */
 	u32 tx_stop_need;
 	bool tx_pending;		/* netdev frames queued on tx_q, not yet published */
+	/* Stack frames dropped while the socket owns tx_q (then kd->tx is its). */
+	atomic64_t tx_drop_sock;
 
 	/* The KNI socket (kni_sock.c); everything here changes under kni_sock_mutex. */
 	struct kni_sock __rcu *sock;	/* RCU for the polling thread */

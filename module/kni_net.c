@@ -19,6 +19,7 @@
 #include <linux/if_vlan.h>
 #include <linux/jiffies.h>
 #include <linux/netdevice.h>
+#include <linux/overflow.h>
 #include <linux/rtnetlink.h>
 #include <linux/skbuff.h>
 #include <linux/virtio_net.h>
@@ -100,7 +101,8 @@ static netdev_tx_t kni_start_xmit(struct sk_buff *skb, struct net_device *dev)
 
 	/* The socket owns tx_q: see "KNI socket" in docs/abi.md. */
 	if (kd->sock_tx) {
-		kni_tx_count(kd, &kd->tx.drop_sock, 1);
+		/* Not tx_q's owner now: kd->tx is the socket's to write. */
+		atomic64_inc(&kd->tx_drop_sock);
 		goto drop;
 	}
 	need = kni_tx_bufs(kd, len);
@@ -297,7 +299,6 @@ static void kni_read_tx(const struct kni_dev *kd, struct kni_tx_stats *out)
 		out->drop_too_big = kd->tx.drop_too_big;
 		out->drop_bad_index = kd->tx.drop_bad_index;
 		out->fifo_corrupt = kd->tx.fifo_corrupt;
-		out->drop_sock = kd->tx.drop_sock;
 		out->drop_bad_vnet_hdr = kd->tx.drop_bad_vnet_hdr;
 		out->gso_frames = kd->tx.gso_frames;
 		out->csum_partial = kd->tx.csum_partial;
@@ -315,6 +316,7 @@ static void kni_get_stats64(struct net_device *dev, struct rtnl_link_stats64 *s)
 
 	kni_read_rx(kd, &rx);
 	kni_read_tx(kd, &tx);
+	tx.drop_sock = atomic64_read(&kd->tx_drop_sock);
 	s->rx_packets = rx.packets;
 	s->rx_bytes = rx.bytes;
 	s->rx_dropped = rx.drop_bad_index + rx.drop_bad_len + rx.drop_nomem +
@@ -395,6 +397,7 @@ static void kni_get_ethtool_stats(struct net_device *dev,
 
 	kni_read_rx(kd, &rx);
 	kni_read_tx(kd, &tx);
+	tx.drop_sock = atomic64_read(&kd->tx_drop_sock);
 	spin_lock_bh(&kd->req_lock);
 	req = kd->req;
 	spin_unlock_bh(&kd->req_lock);
@@ -530,7 +533,7 @@ static int kni_check_create(struct kni_create *req)
 static size_t kni_layout(struct kni_create *req)
 {
 	size_t off = 0, data_fifo = kni_fifo_bytes(req->fifo_entries);
-	size_t req_fifo = kni_fifo_bytes(KNI_REQ_ENTRIES);
+	size_t req_fifo = kni_fifo_bytes(KNI_REQ_ENTRIES), pool;
 
 	req->rx_q_off = off;
 	off += data_fifo;
@@ -550,10 +553,11 @@ static size_t kni_layout(struct kni_create *req)
 	off += sizeof(struct kni_doorbell);
 	off = PAGE_ALIGN(off);
 	req->bufs_off = off;
-	/* Both factors are bounded by KNI_BUF_MAX_*: no overflow in size_t. */
-	off += (size_t)req->buf_count * req->buf_size;
-	off = PAGE_ALIGN(off);
-	return off > KNI_REGION_MAX_SIZE ? 0 : off;
+	/* 65536 buffers of 64 KiB are 4 GiB: too much for a 32-bit size_t. */
+	if (check_mul_overflow((size_t)req->buf_count, (size_t)req->buf_size, &pool) ||
+	    check_add_overflow(off, pool, &off) || off > KNI_REGION_MAX_SIZE)
+		return 0;
+	return PAGE_ALIGN(off);
 }
 
 static void kni_ring_init(struct kni_ring *r, struct kni_mem *mem, u32 off,
@@ -605,6 +609,7 @@ struct kni_dev *kni_dev_create(struct kni_ctx *ctx, struct kni_create *req)
 	kd = netdev_priv(dev);
 	kd->netdev = dev;
 	kd->owner = ctx;
+	kd->owner_uid = current_euid();
 	kd->id = id;
 	kd->mem = mem;
 	kd->buf_count = req->buf_count;

@@ -352,8 +352,9 @@ struct kni_request {
  * it is empty, sleeps until KNI_IOCTL_KICK. A producer on rx_q therefore
  * publishes write, issues a full barrier (seq_cst fence), reads
  * kernel_sleeping, and kicks if it is non-zero. One of the two always sees
- * the other's store, so no frame waits for a kick that never comes. In kthread_mode=single the thread sleeps only while every interface
- * it serves has doorbells.
+ * the other's store, so no frame waits for a kick that never comes. In
+ * kthread_mode=single the thread sleeps only while every interface it
+ * serves has doorbells.
  *
  * User side, mirrored. The consumer of tx_q and req_q sets user_sleeping,
  * issues a full barrier, looks at tx_q and req_q once more and, if both are

@@ -78,6 +78,11 @@ for fd in 3 4 5; do
 	stty raw -echo 0<&"$fd"
 done
 base64 -d "/newroot$fwcfg/command/raw" > /newroot/run/kniv-command
-chroot /newroot /bin/sh /run/kniv-command < /dev/null >&3 2>&4 3>&- 4>&- 5>&-
+# The command's root is its mount namespace's root (the overlay moved onto /
+# in a namespace of its own, as switch_root does), not a chroot into a
+# directory: the kernel refuses user namespaces to a chrooted process, and
+# the tests make them as container runtimes do.
+unshare -m /bin/sh -c 'cd /newroot && mount --move . / && exec chroot . /bin/sh /run/kniv-command' \
+	< /dev/null >&3 2>&4 3>&- 4>&- 5>&-
 echo "$?" >&5
 poweroff -f

@@ -13,7 +13,7 @@ export const kniKo = join(projectRoot, 'build', 'module', release(), 'kni.ko');
 /** What in the kernel log fails a test: the appliance VM's list, plus lockdep's. */
 export const kernelProblem = /BUG:|WARNING:|Oops|general protection fault|refcount_t|list_del corruption|KASAN|lockdep|possible recursive locking|circular locking/;
 
-export const PROBES = ['kni-probe', 'kni-sock-probe', 'kni-sock-ioctl-probe', 'kni-compat-probe', 'kni-uffd-probe'] as const;
+export const PROBES = ['kni-probe', 'kni-sock-probe', 'kni-sock-ioctl-probe', 'kni-compat-probe', 'kni-uffd-probe', 'kni-priv-probe'] as const;
 export type ProbeName = (typeof PROBES)[number];
 
 const fixtures = join(projectRoot, 'test', 'fixtures');
