@@ -18,6 +18,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/nsproxy.h>
+#include <linux/rtnetlink.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
@@ -70,6 +71,25 @@ static long kni_ioctl_info(void __user *uarg)
 }
 
 /*
+ * Take kd off its creator's list, if it is still there: whoever does
+ * destroys it, exactly once (RELEASE, the creator's close, a dying network
+ * namespace, a failed CREATE).
+ */
+static bool kni_ctx_take(struct kni_ctx *ctx, struct kni_dev *kd)
+{
+	bool listed;
+
+	mutex_lock(&ctx->lock);
+	listed = kd->listed;
+	if (listed) {
+		list_del_init(&kd->ctx_node);
+		kd->listed = false;
+	}
+	mutex_unlock(&ctx->lock);
+	return listed;
+}
+
+/*
  * CREATE needs CAP_NET_ADMIN in the user namespace that owns the opener's
  * network namespace, where the interface will live: root in a container
  * with its own user and network namespaces may, as with tun.
@@ -109,16 +129,16 @@ static long kni_ioctl_create(struct kni_ctx *ctx, void __user *uarg)
 	mutex_lock(&kni_attach_lock);
 	mutex_lock(&ctx->lock);
 	list_add_tail(&kd->ctx_node, &ctx->devs);
+	kd->listed = true;
 	mutex_unlock(&ctx->lock);
 	kd->ready = true;
 	mutex_unlock(&kni_attach_lock);
 
 	/* Outside ctx->lock: a fault here takes mmap_lock, and mmap takes ctx->lock. */
 	if (copy_to_user(uarg, &req, sizeof(req))) {
-		mutex_lock(&ctx->lock);
-		list_del(&kd->ctx_node);
-		mutex_unlock(&ctx->lock);
-		kni_dev_destroy(kd);
+		/* Unless its namespace took it meanwhile (kni_net_pre_exit()). */
+		if (kni_ctx_take(ctx, kd))
+			kni_dev_destroy(kd);
 		return -EFAULT;
 	}
 	return 0;
@@ -322,8 +342,10 @@ static long kni_ioctl_release(struct kni_ctx *ctx, void __user *uarg)
 
 	mutex_lock(&ctx->lock);
 	kd = __kni_ctx_find(ctx, rel.id);
-	if (kd)
-		list_del(&kd->ctx_node);
+	if (kd) {
+		list_del_init(&kd->ctx_node);
+		kd->listed = false;
+	}
 	mutex_unlock(&ctx->lock);
 	if (!kd)
 		return -ENOENT;
@@ -510,6 +532,8 @@ static int kni_ctl_release(struct inode *inode, struct file *file)
 	mutex_lock(&ctx->lock);
 	list_splice_init(&ctx->links, &links);
 	list_splice_init(&ctx->devs, &devs);
+	list_for_each_entry(kd, &devs, ctx_node)
+		kd->listed = false;
 	mutex_unlock(&ctx->lock);
 	list_for_each_entry(link, &links, node)
 		link->kd->handler = NULL;
@@ -518,7 +542,7 @@ static int kni_ctl_release(struct inode *inode, struct file *file)
 		kfree(link);
 
 	list_for_each_entry_safe(kd, tmp, &devs, ctx_node) {
-		list_del(&kd->ctx_node);
+		list_del_init(&kd->ctx_node);
 		kni_dev_destroy(kd);
 	}
 	put_net(ctx->net);
@@ -548,16 +572,54 @@ static struct miscdevice kni_ctl_misc = {
 	.mode = 0666,
 };
 
+/*
+ * A network namespace is going away: the KNI interfaces moved into it go
+ * with it, as a veth would, rather than being pushed back to the initial
+ * namespace by the core (which it does to devices without rtnl_link_ops).
+ * Each is taken off its creator's list first, so that the creator's RELEASE
+ * says -ENOENT and its close skips it. Under RTNL every registered
+ * interface's creator is alive: a creator is freed only after unregistering
+ * all of its interfaces, which needs RTNL.
+ */
+static void kni_net_pre_exit(struct net *net)
+{
+	struct net_device *dev;
+	struct kni_dev *kd, *tmp;
+	LIST_HEAD(gone);
+
+	rtnl_lock();
+	for_each_netdev(net, dev) {
+		kd = kni_dev_from_netdev(dev);
+		if (kd && kni_ctx_take(kd->owner, kd))
+			list_add_tail(&kd->ctx_node, &gone);
+	}
+	rtnl_unlock();
+	list_for_each_entry_safe(kd, tmp, &gone, ctx_node) {
+		list_del_init(&kd->ctx_node);
+		kni_dev_destroy(kd);
+	}
+}
+
+static struct pernet_operations kni_net_ops = {
+	.pre_exit = kni_net_pre_exit,
+};
+
 int kni_ctl_register(void)
 {
-	int err = misc_register(&kni_ctl_misc);
+	int err = register_pernet_subsys(&kni_net_ops);
 
 	if (err)
+		return err;
+	err = misc_register(&kni_ctl_misc);
+	if (err) {
 		pr_err("cannot register /dev/kni: %d\n", err);
+		unregister_pernet_subsys(&kni_net_ops);
+	}
 	return err;
 }
 
 void kni_ctl_unregister(void)
 {
 	misc_deregister(&kni_ctl_misc);
+	unregister_pernet_subsys(&kni_net_ops);
 }

@@ -210,6 +210,7 @@ struct kni_dev {
 	struct kni_ctx *handler;	/* attached file or NULL; kni_attach_lock */
 	bool ready;			/* created and not being destroyed; kni_attach_lock */
 	struct list_head ctx_node;	/* kni_ctx.lock */
+	bool listed;			/* on its creator's devs list; kni_ctx.lock */
 	struct list_head thread_node;	/* kni_single_lock */
 	struct task_struct *thread;	/* multiple mode; set before polling starts */
 	struct kni_waker own_waker;	/* multiple mode */

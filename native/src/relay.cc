@@ -31,40 +31,17 @@ void Relay::Stop() {
   b_.reset();
 }
 
+// When both ports speak virtio-net headers (a TAP with them, AF_PACKET),
+// each frame crosses as it came, super-frames and partial checksums
+// included, for the kernel on the far side to finish, as a vhost-net
+// guest's would; otherwise as plain frames, finished by the source port.
 bool Relay::Forward(Port& src, Port& dst, RelayDirectionStats& s) {
-  if (src.TakesVnet() && dst.TakesVnet()) return ForwardVnet(src, dst, s);
-  bool work = false;
-  for (unsigned i = 0; i < kBurst; i++) {
-    long n = src.Recv(buf_.data(), buf_.size());
-    if (n == 0) break;
-    work = true;
-    if (n < 0) {
-      Add(s.recv_errors, 1);
-      break;
-    }
-    if (static_cast<size_t>(n) >= buf_.size()) {
-      Add(s.drop_too_big, 1);
-      continue;
-    }
-    if (dst.Send(buf_.data(), static_cast<size_t>(n)) < 0) {
-      Add(s.drop_send, 1);
-      continue;
-    }
-    Add(s.packets, 1);
-    Add(s.bytes, static_cast<uint64_t>(n));
-  }
-  return work;
-}
-
-// Both ports speak virtio-net headers (a TAP with them, AF_PACKET): each
-// frame crosses as it came, super-frames and partial checksums included, for
-// the kernel on the far side to finish, as a vhost-net guest's would.
-bool Relay::ForwardVnet(Port& src, Port& dst, RelayDirectionStats& s) {
+  const bool vnet = src.TakesVnet() && dst.TakesVnet();
   bool work = false;
   for (unsigned i = 0; i < kBurst; i++) {
     TxFrame f{};
     iovec iov{buf_.data(), buf_.size()};
-    long n = src.RecvVnet(&iov, 1, &f.vnet);
+    long n = vnet ? src.RecvVnet(&iov, 1, &f.vnet) : src.Recv(buf_.data(), buf_.size());
     if (n == 0) break;
     work = true;
     if (n < 0) {
@@ -75,12 +52,16 @@ bool Relay::ForwardVnet(Port& src, Port& dst, RelayDirectionStats& s) {
       Add(s.drop_too_big, 1);
       continue;
     }
-    iov.iov_len = static_cast<size_t>(n);
-    f.iov = &iov;
-    f.iovcnt = 1;
-    f.len = iov.iov_len;
     bool ok = false;
-    dst.SendFrames(&f, 1, &ok);
+    if (vnet) {
+      iov.iov_len = static_cast<size_t>(n);
+      f.iov = &iov;
+      f.iovcnt = 1;
+      f.len = iov.iov_len;
+      dst.SendFrames(&f, 1, &ok);
+    } else {
+      ok = dst.Send(buf_.data(), static_cast<size_t>(n)) == 0;
+    }
     if (!ok) {
       Add(s.drop_send, 1);
       continue;

@@ -37,7 +37,6 @@ class Relay {
   void Run();
   // Up to one burst from src to dst; true if it moved (or dropped) anything.
   bool Forward(Port& src, Port& dst, RelayDirectionStats& s);
-  bool ForwardVnet(Port& src, Port& dst, RelayDirectionStats& s);
 
   std::unique_ptr<Port> a_, b_;
   unsigned idle_us_;

@@ -11,10 +11,10 @@ import { execa } from 'execa';
 import { DataPlane, Kni, KniError, moduleInfo, type ControlNotification, type KniInterface } from '../../native/index.js';
 import { kniModulePath } from '../../qemu/kernels.js';
 import { projectRoot } from '../../qemu/paths.js';
+import { csumErrors, nsExec } from '../lib/netns.js';
 import { waitFor } from '../lib/util.js';
 
 const sh = (cmd: string) => execa('sh', ['-c', cmd], { all: true });
-const nsExec = (ns: string, cmd: string) => execa('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], { all: true, reject: false });
 
 async function loadKni(mode: 'single' | 'multiple') {
   if (existsSync('/sys/module/kni')) await execa('rmmod', ['kni']);
@@ -97,19 +97,6 @@ async function pingAndIperf(t: ExecutionContext, mode: 'single' | 'multiple') {
   t.is(s.dropTooBig, 0, 'every super-frame from B was cut to size');
   t.is(await csumErrors('A'), 0, 'A saw no checksum errors');
   t.is(await csumErrors('B'), 0, 'B saw no checksum errors');
-}
-
-/** IP, TCP and UDP checksum errors a namespace's stack counted. */
-async function csumErrors(ns: string): Promise<number> {
-  const snmp = (await nsExec(ns, 'cat /proc/net/snmp')).stdout.split('\n');
-  let total = 0;
-  for (let i = 0; i + 1 < snmp.length; i += 2) {
-    const keys = snmp[i]!.split(/\s+/);
-    const values = snmp[i + 1]!.split(/\s+/);
-    const at = keys.indexOf('InCsumErrors');
-    if (at > 0) total += Number(values[at]);
-  }
-  return total;
 }
 
 test.serial('namespaces joined through kniv: ping and iperf3 both ways, counters match (kthread_mode=single)', (t) => pingAndIperf(t, 'single'));

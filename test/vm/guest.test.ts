@@ -29,6 +29,7 @@ import { GUEST_ERROR, GUEST_EXIT, guestBoot } from '../../qemu/guest-image.js';
 import { loadKernels } from '../../qemu/kernels.js';
 import { launchVm, type Vm } from '../../qemu/launcher.js';
 import { vhostWakeups, vhostWorkers } from '../../qemu/vhost-workers.js';
+import { snmpCsumErrors } from '../lib/netns.js';
 import { kniv, waitFor } from '../lib/util.js';
 
 const NICS = [
@@ -91,18 +92,6 @@ async function iperf(ns: string, address: string, reverse: boolean): Promise<{ r
   }
 }
 
-/** IP, TCP and UDP checksum errors in /proc/net/snmp text. */
-function csumErrors(snmp: string): number {
-  const lines = snmp.split(/\n|\|/).filter(Boolean);
-  let total = 0;
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    const keys = lines[i]!.trim().split(/\s+/);
-    const values = lines[i + 1]!.trim().split(/\s+/);
-    const at = keys.indexOf('InCsumErrors');
-    if (at > 0) total += Number(values[at]);
-  }
-  return total;
-}
 
 /** The guest prints its /proc/net/snmp every few seconds (see the run script below). */
 const GUEST_SNMP = /^kniv-snmp (.*)$/;
@@ -230,14 +219,14 @@ for (const [i, n] of NICS.entries()) {
     else t.is(gso, 0);
     t.is(await ethtool(n.kni, 'tx_drop_bad_vnet_hdr'), 0);
     t.is(ifaces[i]!.stats().badBuffer, 0);
-    t.is(csumErrors((await nsExec(n.ns, 'cat /proc/net/snmp')).stdout), 0, `${n.ns} counted no checksum errors`);
+    t.is(snmpCsumErrors((await nsExec(n.ns, 'cat /proc/net/snmp')).stdout), 0, `${n.ns} counted no checksum errors`);
   });
 }
 
 test.serial('the guest counted no checksum errors on any NIC', async (t) => {
   const from = consoleLines.length;
   const line = await waitForConsole(GUEST_SNMP, 60_000, from);
-  t.is(csumErrors(GUEST_SNMP.exec(line)![1]!), 0, line);
+  t.is(snmpCsumErrors(GUEST_SNMP.exec(line)![1]!), 0, line);
 });
 
 test.serial('the guest kernel reported no problem once it was up', (t) => {

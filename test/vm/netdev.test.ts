@@ -3,30 +3,21 @@
 // frames the data plane gives the stack, and a transmit queue that stops
 // instead of dropping when tx_q or alloc_q has no room.
 //
+// Also: an interface moved into a namespace works there and goes away with it.
+//
 //   netns A                       init ns (this process)                 netns B
 //   kvnd0 (KNI) 10.98.0.1 ═ FIFOs ═ data plane ═ AF_PACKET on kvn0 ─ veth ─ kvn1 10.98.0.2
 //
 import test, { type ExecutionContext } from 'ava';
 import { createSocket } from 'node:dgram';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { release } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { DataPlane, Kni, type KniInterface } from '../../native/index.js';
-import { kniModulePath } from '../../qemu/kernels.js';
+import { DataPlane, Kni, KniError, moduleInfo, type KniInterface } from '../../native/index.js';
+import { csumErrors, loadKniMode, nsExec } from '../lib/netns.js';
 import { waitFor } from '../lib/util.js';
 
 const sh = (cmd: string) => execa('sh', ['-c', cmd], { all: true });
-/** A shell command in network namespace ns ('' for this one). */
-const nsExec = (ns: string, cmd: string) =>
-  ns ? execa('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], { all: true, reject: false }) : execa('sh', ['-c', cmd], { all: true, reject: false });
-
-async function loadKni(mode: 'single' | 'multiple' = 'single') {
-  if (existsSync('/sys/module/kni')) await execa('rmmod', ['kni']);
-  await execa('insmod', [kniModulePath(release()), `kthread_mode=${mode}`]);
-  await waitFor(() => existsSync('/dev/kni'), 5000);
-}
-
 /** ethtool -S of a device in a namespace, as numbers. */
 async function ethtoolStats(ns: string, dev: string): Promise<Record<string, number>> {
   const r = await nsExec(ns, `ethtool -S ${dev}`);
@@ -71,21 +62,8 @@ async function iperf(t: ExecutionContext, reverse: boolean): Promise<number> {
   return result.end.sum_received.bytes;
 }
 
-/** IP, TCP and UDP checksum errors a namespace's stack counted. */
-async function csumErrors(ns: string): Promise<number> {
-  const snmp = (await nsExec(ns, 'cat /proc/net/snmp')).stdout.split('\n');
-  let total = 0;
-  for (let i = 0; i + 1 < snmp.length; i += 2) {
-    const keys = snmp[i]!.split(/\s+/);
-    const values = snmp[i + 1]!.split(/\s+/);
-    const at = keys.indexOf('InCsumErrors');
-    if (at > 0) total += Number(values[at]);
-  }
-  return total;
-}
-
 test.serial('with offloads the stack hands the netdev TCP super-frames, the port carries them whole, the peer gets the stream intact; ethtool -K turns TSO off', async (t) => {
-  await loadKni();
+  await loadKniMode();
   const kni = new Kni();
   t.teardown(() => kni.close());
   const { iface } = await topology(t, kni, true);
@@ -123,7 +101,7 @@ test.serial('with offloads the stack hands the netdev TCP super-frames, the port
 });
 
 test.serial('without KNI_CREATE_F_OFFLOADS the netdev offers no offload and every frame on tx_q is complete', async (t) => {
-  await loadKni();
+  await loadKniMode();
   const kni = new Kni();
   t.teardown(() => kni.close());
   await topology(t, kni, false);
@@ -146,7 +124,7 @@ async function tracing(): Promise<string> {
 }
 
 test.serial('MTU-sized segments from the port reach the stack through GRO, merged', async (t) => {
-  await loadKni();
+  await loadKniMode();
   const kni = new Kni();
   t.teardown(() => kni.close());
   const { iface } = await topology(t, kni, true);
@@ -185,7 +163,7 @@ async function qdisc(dev: string): Promise<{ backlog: number; dropped: number }>
 
 test.serial('a full tx_q stops the transmit queue instead of dropping: the frames wait in the qdisc and all go once the data plane drains', async (t) => {
   t.timeout(60_000);
-  await loadKni();
+  await loadKniMode();
   const kni = new Kni();
   t.teardown(() => kni.close());
   // A small pool: alloc_q holds few buffers, and nothing drains tx_q yet.
@@ -230,4 +208,35 @@ test.serial('a full tx_q stops the transmit queue instead of dropping: the frame
   t.is(after.tx_drop_no_buf, before.tx_drop_no_buf);
   t.is(after.tx_drop_tx_q_full, before.tx_drop_tx_q_full);
   t.is((await qdisc('kvbp0')).dropped, 0, 'and the qdisc dropped none');
+});
+
+test.serial('an interface moved into a network namespace works there and goes away with it, not back to the host', async (t) => {
+  await loadKniMode();
+  const base = moduleInfo().interfaces;
+  const kni = new Kni();
+  t.teardown(() => kni.close());
+  await sh('ip netns add kvmv');
+  t.teardown(() => sh('ip netns del kvmv').catch(() => undefined));
+  const iface = kni.create({ name: 'kvmv0' });
+  const dp = new DataPlane([{ iface, port: { kind: 'sink' } }]);
+  t.teardown(() => dp.stop());
+  await sh('ip link set kvmv0 netns kvmv');
+  t.notRegex((await sh('ip -o link show')).stdout, /kvmv0/, 'moved out of this namespace');
+  const up = await nsExec(
+    'kvmv',
+    'ip addr add 10.96.0.1/24 dev kvmv0 && ip link set kvmv0 up && echo 1 > /sys/class/net/kvmv0/carrier && ' +
+      'ip neigh replace 10.96.0.2 lladdr 02:00:00:00:96:02 dev kvmv0 nud permanent',
+  );
+  t.is(up.exitCode, 0, up.all);
+  // Its frames reach the data plane from there (the sink answers none of the pings).
+  const before = iface.stats().toPortPackets;
+  await nsExec('kvmv', 'ping -c 3 -i 0.2 -W 1 10.96.0.2');
+  t.true(await waitFor(() => iface.stats().toPortPackets >= before + 3, 5000), `${iface.stats().toPortPackets - before} frames`);
+
+  await sh('ip netns del kvmv');
+  t.true(await waitFor(() => moduleInfo().interfaces === base, 10_000), 'removed with its namespace');
+  t.notRegex((await sh('ip -o link show')).stdout, /kvmv0|dev\d+/, 'and not pushed back here');
+  dp.stop();
+  const gone = t.throws(() => iface.release());
+  t.is((gone as KniError).code, 'ENOENT', 'its creator is told it is gone');
 });
