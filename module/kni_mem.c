@@ -24,7 +24,8 @@ struct kni_mem *kni_mem_alloc(size_t size)
 		return NULL;
 	/* Zeroed and charged; mapped page by page (kni_mem_map()). */
 	/* Over the cgroup's limit, CREATE fails with ENOMEM: no OOM kill, no warning. */
-	mem->base = __vmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+	mem->base = __vmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_ZERO |
+			      __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
 	if (!mem->base) {
 		kfree(mem);
 		return NULL;
