@@ -134,7 +134,10 @@ const benchTest = release().startsWith('6.12.') ? test.serial : test.serial.skip
 benchTest('a benchmark through the service: every path moves data both ways, TCP and UDP, vhost-net carries every NIC, nothing is left behind', async (t) => {
   t.timeout(20 * 60_000);
   const s = await serve(t, stateDir(t), port++);
-  const post = await s.call('POST', '/v1/benchmarks', { durationS: 2 });
+  // 3 s a case: in CI this guest shares the VM with the guest suite's, and a
+  // 2 s TCP window once measured nothing (a stream stalled in retransmission
+  // backoff under the doubled emulation), which says nothing about the path.
+  const post = await s.call('POST', '/v1/benchmarks', { durationS: 3 });
   t.is(post.status, 202, post.text);
   const id = post.json.id as string;
   const phases = new Set<string>();
@@ -148,7 +151,7 @@ benchTest('a benchmark through the service: every path moves data both ways, TCP
   t.is(b.state, 'succeeded', b.error ?? 'no error recorded');
   t.deepEqual([...phases].filter((p) => ['booting guest', 'warming up', 'measuring'].includes(p)), ['booting guest', 'warming up', 'measuring']);
   const result = b.result;
-  t.like(result, { interface: null, vhostVerified: true, vhostFallback: null, durationS: 2, kernel: release() });
+  t.like(result, { interface: null, vhostVerified: true, vhostFallback: null, durationS: 3, kernel: release() });
   const paths = ['kni-vnethdr-off', 'kni-vnethdr-on', 'tap-vnethdr-on', 'tap-vnethdr-off'];
   t.deepEqual(
     result.vhostStatus.map((v: any) => [v.path, v.requested, v.started]),
