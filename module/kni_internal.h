@@ -263,7 +263,7 @@ struct kni_dev {
 	struct kni_req_stats req;
 };
 
-/* An interface a file attached to as request handler. */
+/* An interface a file attached to as its handler. */
 struct kni_link {
 	struct list_head node;		/* kni_ctx.links, kni_ctx.lock */
 	struct kni_dev *kd;

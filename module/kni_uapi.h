@@ -131,7 +131,7 @@ struct kni_release {
 /*
  * struct kni_attach - argument of KNI_IOCTL_ATTACH
  *
- * Makes the calling file the request handler of an interface that another
+ * Makes the calling file the handler of an interface that another
  * file created (looked up by name in the caller's network namespace): it may
  * then mmap() the interface's region exactly like the creator. One handler
  * file per interface at a time (-EBUSY); the creator's own file cannot attach
