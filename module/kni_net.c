@@ -457,8 +457,10 @@ static void kni_net_setup(struct net_device *dev)
 /*
  * KNI_CREATE_F_OFFLOADS: the stack may leave checksums and TCP segmentation
  * to the handler (ethtool -K turns each off again). A super-frame is capped
- * so that it takes at most half of alloc_q and KNI_GSO_MAX_SEGS segments:
- * a stopped queue always has room to wait for.
+ * so that it takes at most half of alloc_q (a stopped queue always has room
+ * to wait for) and half of KNI_GSO_MAX_SEGS segments: the ABI's bound,
+ * ceil(length / gso_size), counts the headers too, which at a tiny MSS are
+ * worth several segments.
  */
 static void kni_net_offloads(struct kni_dev *kd, u32 fifo_entries)
 {
@@ -473,7 +475,7 @@ static void kni_net_offloads(struct kni_dev *kd, u32 fifo_entries)
 	dev->features = dev->hw_features;
 	dev->vlan_features = f;
 	netif_set_tso_max_size(dev, min_t(u32, max, GSO_LEGACY_MAX_SIZE));
-	netif_set_tso_max_segs(dev, KNI_GSO_MAX_SEGS);
+	netif_set_tso_max_segs(dev, KNI_GSO_MAX_SEGS / 2);
 }
 
 static bool kni_str_ok(const char *s, size_t size)

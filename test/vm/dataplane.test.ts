@@ -5,22 +5,15 @@
 //   kvdp0 (KNI) 10.99.0.1 ═ FIFOs ═ data plane ═ AF_PACKET on kvp0 ─ veth ─ kvp1 10.99.0.2
 //
 import test, { type ExecutionContext } from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
-import { release } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { DataPlane, Kni, KniError, moduleInfo, type ControlNotification, type KniInterface } from '../../native/index.js';
-import { kniModulePath } from '../../qemu/kernels.js';
 import { projectRoot } from '../../qemu/paths.js';
-import { csumErrors, nsExec } from '../lib/netns.js';
+import { csumErrors, loadKniMode, nsExec } from '../lib/netns.js';
 import { waitFor } from '../lib/util.js';
 
 const sh = (cmd: string) => execa('sh', ['-c', cmd], { all: true });
 
-async function loadKni(mode: 'single' | 'multiple') {
-  if (existsSync('/sys/module/kni')) await execa('rmmod', ['kni']);
-  await execa('insmod', [kniModulePath(release()), `kthread_mode=${mode}`]);
-  await waitFor(() => existsSync('/dev/kni'), 5000);
-}
 
 /** Kernel-side counters of a netdev, from sysfs inside its namespace. */
 async function netdevStats(ns: string, dev: string) {
@@ -62,7 +55,7 @@ async function settledCounters(iface: KniInterface) {
 }
 
 async function pingAndIperf(t: ExecutionContext, mode: 'single' | 'multiple') {
-  await loadKni(mode);
+  await loadKniMode(mode);
   const kni = new Kni();
   t.teardown(() => kni.close());
   const { iface } = await topology(t, kni);
@@ -126,7 +119,7 @@ async function cpuBusy(ms: number): Promise<number> {
 }
 
 test.serial('idle, the data plane and kni.ko sleep; the first frames after a pause ring the doorbells and get through', async (t) => {
-  await loadKni('single');
+  await loadKniMode('single');
   const kni = new Kni();
   t.teardown(() => kni.close());
   const { iface } = await topology(t, kni);
@@ -148,7 +141,7 @@ test.serial('idle, the data plane and kni.ko sleep; the first frames after a pau
 });
 
 test.serial('ip link set mtu, address, up, promisc and down apply at once and are notified to the data plane, in order', async (t) => {
-  await loadKni('single');
+  await loadKniMode('single');
   const iface = await withInterface(t, 'kvrq0', true);
   const notified: string[] = [];
   iface.on('notify', (n: ControlNotification) => notified.push(n.type === 'mac' ? `mac ${n.mac}` : `${n.type} ${n.value}`));
@@ -168,7 +161,7 @@ test.serial('ip link set mtu, address, up, promisc and down apply at once and ar
 });
 
 test.serial('with its data plane stopped (SIGSTOP), ip link changes still apply at once without holding RTNL, and the data plane is told after SIGCONT', async (t) => {
-  await loadKni('single');
+  await loadKniMode('single');
   const child = execa('node', ['--input-type=module', '-e', `
     import { Kni, DataPlane } from '${projectRoot}/dist/native/index.js';
     const kni = new Kni();
@@ -178,9 +171,11 @@ test.serial('with its data plane stopped (SIGSTOP), ip link changes still apply 
     console.log('ready');
     setInterval(() => {}, 1000);
   `], { reject: false, all: true });
-  t.teardown(() => {
+  // Gone before the next test reloads kni.ko: its /dev/kni holds the module.
+  t.teardown(async () => {
     child.kill('SIGCONT');
     child.kill('SIGKILL');
+    await child;
   });
   const lines: string[] = [];
   child.stdout.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
@@ -225,7 +220,7 @@ test.serial('with its data plane stopped (SIGSTOP), ip link changes still apply 
 });
 
 test.serial('kill -9 of the process that owns interfaces removes them and their memory', async (t) => {
-  await loadKni('single');
+  await loadKniMode('single');
   const base = moduleInfo();
   const child = execa('node', ['--input-type=module', '-e', `
     import { Kni, DataPlane } from '${projectRoot}/dist/native/index.js';
@@ -247,7 +242,7 @@ test.serial('kill -9 of the process that owns interfaces removes them and their 
 });
 
 test.serial('100 create/release cycles with traffic leave no netdev and no memory behind', async (t) => {
-  await loadKni('single');
+  await loadKniMode('single');
   const base = moduleInfo();
   const kni = new Kni();
   t.teardown(() => kni.close());
@@ -268,7 +263,7 @@ test.serial('100 create/release cycles with traffic leave no netdev and no memor
 });
 
 test.serial('bad input is refused with a precise error, in TS and in the kernel', async (t) => {
-  await loadKni('single');
+  await loadKniMode('single');
   const kni = new Kni();
   t.teardown(() => kni.close());
   t.throws(() => kni.create({ name: 'this-name-is-far-too-long' }), { message: /interface name/ });

@@ -100,6 +100,24 @@ test.serial('with offloads the stack hands the netdev TCP super-frames, the port
   t.is(await csumErrors('B'), 0);
 });
 
+test.serial('at a tiny MTU TSO stays within the ABI\'s segment bound: super-frames of many small segments go, none is dropped', async (t) => {
+  await loadKniMode();
+  const kni = new Kni();
+  t.teardown(() => kni.close());
+  await topology(t, kni, true);
+  // MSS about 150: a 64 KiB super-frame would be over 400 segments, and the
+  // ABI's bound (256, headers counted) is what tso_max_segs keeps clear of.
+  const mtu = await nsExec('A', 'ip link set kvnd0 mtu 200');
+  t.is(mtu.exitCode, 0, mtu.all);
+  t.is((await nsExec('B', 'ip link set kvn1 mtu 200')).exitCode, 0);
+  const before = await ethtoolStats('A', 'kvnd0');
+  t.true((await iperf(t, false)) > 0);
+  const after = await ethtoolStats('A', 'kvnd0');
+  t.true((after.tx_gso_frames ?? 0) > (before.tx_gso_frames ?? 0), 'super-frames at MTU 200');
+  t.is(after.tx_drop_bad_offload, before.tx_drop_bad_offload, 'none beyond the segment bound');
+  t.is(await csumErrors('B'), 0);
+});
+
 test.serial('without KNI_CREATE_F_OFFLOADS the netdev offers no offload and every frame on tx_q is complete', async (t) => {
   await loadKniMode();
   const kni = new Kni();
