@@ -97,8 +97,17 @@ export function applianceInitramfs({ kernel, kniModule }: InitramfsInput): strin
   if (kni) entries.push({ type: 'file', path: 'lib/kniv/kni.ko', data: kni });
 
   mkdirSync(dir, { recursive: true });
+  // Older archives of this release go, but not one built in the last hour:
+  // another process (a parallel test file with another kni.ko) may be about
+  // to boot from it, and qemu then failed to open its initrd.
+  const stale = Date.now() - 3600_000;
   for (const old of readdirSync(dir)) {
-    if (old.startsWith(`initramfs-${kernel.release}-`)) rmSync(join(dir, old), { force: true });
+    if (!old.startsWith(`initramfs-${kernel.release}-`)) continue;
+    try {
+      if (statSync(join(dir, old)).mtimeMs < stale) rmSync(join(dir, old), { force: true });
+    } catch {
+      // removed meanwhile by another process
+    }
   }
   // Concurrent runs may build the same archive: write aside, then rename.
   const tmp = `${file}.${process.pid}.tmp`;
