@@ -289,26 +289,9 @@ void kni_tx_count(struct kni_dev *kd, u64 *counter, u64 n)
 
 /*
  * True if a frame of n buffers (kni_tx_bufs()) can be queued now: one tx_q
- * slot for its head, n buffers on alloc_q. Otherwise why not is counted.
+ * slot for its head, n buffers on alloc_q. A corrupt FIFO is counted. For
+ * tx_q's owner, which waits (or stops its queue) when it is false.
  */
-bool kni_tx_room(struct kni_dev *kd, u32 n)
-{
-	bool corrupt = false;
-	u64 *reason = NULL;
-
-	/* Room on tx_q first, so a buffer taken from alloc_q is never lost. */
-	if (kni_ring_space(&kd->tx_q, &corrupt) < 1)
-		reason = &kd->tx.drop_tx_q_full;
-	else if (kni_ring_avail(&kd->alloc_q, &corrupt) < n)
-		reason = &kd->tx.drop_no_buf;
-	if (corrupt)
-		kni_tx_count(kd, &kd->tx.fifo_corrupt, 1);
-	if (reason)
-		kni_tx_count(kd, reason, 1);
-	return !reason;
-}
-
-/* kni_tx_room() without counting why not (a corrupt FIFO still counts); tx_q's owner. */
 bool kni_tx_fits(struct kni_dev *kd, u32 n)
 {
 	bool corrupt = false;

@@ -105,7 +105,7 @@ u32 kni_tx_bufs(const struct kni_dev *kd, u32 len)
 }
 
 /*
- * After kni_tx_room() or kni_tx_fits() for kni_tx_bufs(len) buffers: copy
+ * After kni_tx_fits() for kni_tx_bufs(len) buffers: copy
  * the frame from the iov (from) or the skb into buffers taken from alloc_q,
  * chain them, describe its offloads (vh) in the head, and put the head on
  * tx_q; the caller publishes. 0; -EFAULT from a bad user pointer or

@@ -302,7 +302,6 @@ void kni_net_exit(void);
 u8 *kni_buf(const struct kni_dev *kd, u32 index);
 
 /* The owner of tx_q (see struct kni_dev) queues frames with these. */
-bool kni_tx_room(struct kni_dev *kd, u32 n);
 bool kni_tx_fits(struct kni_dev *kd, u32 n);
 bool kni_tx_fits_hint(struct kni_dev *kd, u32 n);
 void kni_tx_publish(struct kni_dev *kd);

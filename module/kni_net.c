@@ -42,7 +42,7 @@ static size_t kni_fifo_bytes(u32 entries)
 /*
  * Buffers the largest frame the stack may hand over now takes: what a
  * stopped queue waits for. A super-frame is at most gso_max_size, which
- * create capped so that one always fits alloc_q (kni_tso_max()).
+ * create capped so that one always fits alloc_q (kni_net_offloads()).
  */
 static u32 kni_tx_max_bufs(struct kni_dev *kd)
 {

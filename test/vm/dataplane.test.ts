@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { DataPlane, Kni, KniError, moduleInfo, type ControlNotification, type KniInterface } from '../../native/index.js';
 import { projectRoot } from '../../qemu/paths.js';
-import { csumErrors, loadKniMode, nsExec } from '../lib/netns.js';
+import { csumErrors, iperf3, loadKniMode, nsExec } from '../lib/netns.js';
 import { waitFor } from '../lib/util.js';
 
 const sh = (cmd: string) => execa('sh', ['-c', cmd], { all: true });
@@ -68,15 +68,9 @@ async function pingAndIperf(t: ExecutionContext, mode: 'single' | 'multiple') {
   t.regex(ba.stdout, /5 packets transmitted, 5 received/);
 
   for (const reverse of [false, true]) {
-    const server = execa('ip', ['netns', 'exec', 'B', 'iperf3', '-s', '-1', '--forceflush', '-B', '10.99.0.2'], { reject: false, timeout: 60_000, all: true });
-    await new Promise<void>((resolve) => server.stdout.on('data', (d: Buffer) => d.toString().includes('Server listening') && resolve()));
-    const client = await nsExec('A', `iperf3 -c 10.99.0.2 -t 2 -J ${reverse ? '-R' : ''}`);
-    await server;
-    t.is(client.exitCode, 0, client.all);
-    const result = JSON.parse(client.stdout) as { error?: string; end: { sum_received: { bytes: number; bits_per_second: number } } };
-    t.is(result.error, undefined, `iperf3: ${result.error}; server: ${(await server).all}`);
-    t.true(result.end.sum_received.bytes > 0);
-    t.log(`${mode}: iperf3 ${reverse ? 'B→A' : 'A→B'} ${(result.end.sum_received.bits_per_second / 1e6).toFixed(1)} Mbit/s (TCG)`);
+    const got = await iperf3(t, 'B', '10.99.0.2', 'A', reverse);
+    t.true(got.bytes > 0);
+    t.log(`${mode}: iperf3 ${reverse ? 'B→A' : 'A→B'} ${(got.bitsPerSecond / 1e6).toFixed(1)} Mbit/s (TCG)`);
   }
 
   // Every frame the data plane queued was delivered to the stack or dropped

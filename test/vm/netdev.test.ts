@@ -14,7 +14,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { DataPlane, Kni, KniError, moduleInfo, type KniInterface } from '../../native/index.js';
-import { csumErrors, loadKniMode, nsExec } from '../lib/netns.js';
+import { csumErrors, iperf3, loadKniMode, nsExec } from '../lib/netns.js';
 import { waitFor } from '../lib/util.js';
 
 const sh = (cmd: string) => execa('sh', ['-c', cmd], { all: true });
@@ -51,15 +51,9 @@ async function topology(t: ExecutionContext, kni: Kni, offloads: boolean) {
 
 /** iperf3 for 2 s from A to B (or B to A with reverse); the bytes B (or A) received. */
 async function iperf(t: ExecutionContext, reverse: boolean): Promise<number> {
-  const server = execa('ip', ['netns', 'exec', 'B', 'iperf3', '-s', '-1', '--forceflush', '-B', '10.98.0.2'], { reject: false, timeout: 60_000, all: true });
-  await new Promise<void>((resolve) => server.stdout.on('data', (d: Buffer) => d.toString().includes('Server listening') && resolve()));
-  const client = await nsExec('A', `iperf3 -c 10.98.0.2 -t 2 -J ${reverse ? '-R' : ''}`);
-  await server;
-  t.is(client.exitCode, 0, client.all);
-  const result = JSON.parse(client.stdout) as { error?: string; end: { sum_received: { bytes: number; bits_per_second: number } } };
-  t.is(result.error, undefined, `iperf3: ${result.error}`);
-  t.log(`iperf3 ${reverse ? 'B→A' : 'A→B'} ${(result.end.sum_received.bits_per_second / 1e6).toFixed(1)} Mbit/s (TCG)`);
-  return result.end.sum_received.bytes;
+  const got = await iperf3(t, 'B', '10.98.0.2', 'A', reverse);
+  t.log(`iperf3 ${reverse ? 'B→A' : 'A→B'} ${(got.bitsPerSecond / 1e6).toFixed(1)} Mbit/s (TCG)`);
+  return got.bytes;
 }
 
 test.serial('with offloads the stack hands the netdev TCP super-frames, the port carries them whole, the peer gets the stream intact; ethtool -K turns TSO off', async (t) => {
